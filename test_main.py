@@ -1,0 +1,668 @@
+"""Tests for main.py, one group per article section: `pytest -k auth` runs one section."""
+
+import asyncio
+import inspect
+from datetime import UTC, datetime, timedelta
+from unittest.mock import ANY
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from jose import jwt
+
+import main
+from main import app
+
+# The real cost (12) takes a quarter of a second a hash; 4 keeps the suite fast and still runs bcrypt.
+main.pwd_context.update(bcrypt__rounds=4)
+
+client = TestClient(app)
+
+ADA = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "analytical1"}
+CREDENTIALS = {"WWW-Authenticate": "Bearer"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(monkeypatch):
+    monkeypatch.setattr(main, "database", main.InMemoryDB())
+    monkeypatch.setattr(main, "login_throttle", main.LoginThrottle())
+    yield
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def create_user(**fields):
+    r = client.post("/users", json={**ADA, **fields})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def login(username=ADA["email"], password=ADA["password"]):
+    """The Authorization header for a fresh token."""
+    r = client.post("/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def token_for(claims, key=main.SECRET_KEY, algorithm="HS256"):
+    return {"Authorization": f"Bearer {jwt.encode(claims, key, algorithm=algorithm)}"}
+
+
+def user_json(user_id=1, **fields):
+    """A user as the API shows it."""
+    user = {k: v for k, v in ADA.items() if k != "password"}
+    return {**user, "role": "user", "id": user_id, "created_at": ANY, "is_active": True, **fields}
+
+
+# --- Basic Application ---
+
+
+def test_basic_root_welcomes():
+    r = client.get("/")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"message": "Welcome to My API"}
+
+
+def test_basic_health_is_healthy():
+    r = client.get("/health")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "healthy"}
+
+
+def test_basic_app_is_described_as_in_the_article():
+    info = client.get("/openapi.json").json()["info"]
+    assert info == {"title": "My API", "description": "A sample REST API built with FastAPI", "version": "1.0.0"}
+
+
+# --- Request and Response Models ---
+
+
+def test_models_role_defaults_to_user_and_created_at_is_utc():
+    user = create_user()
+    assert user == user_json()
+    created_at = datetime.fromisoformat(user["created_at"])
+    assert created_at.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"email": "not-an-email"}, "body -> email", ANY),
+        ({"name": ""}, "body -> name", "String should have at least 1 character"),
+        ({"name": "x" * 101}, "body -> name", "String should have at most 100 characters"),
+        ({"role": "owner"}, "body -> role", "Input should be 'admin', 'user' or 'guest'"),
+        ({"password": "short1"}, "body -> password", "String should have at least 8 characters"),
+        ({"password": "no-digits-here"}, "body -> password", "Password must contain at least one digit"),
+        ({"password": "١٢٣٤٥٦٧٨"}, "body -> password", "Password must contain at least one digit"),
+        ({"password": "1" + "é" * 36}, "body -> password", "Password must be at most 72 bytes in UTF-8"),
+        ({"password": "1" * 73}, "body -> password", "String should have at most 72 characters"),
+    ],
+)
+def test_models_user_create_validation(fields, field, message):
+    r = client.post("/users", json={**ADA, **fields})
+    assert r.status_code == 422, r.text
+    assert r.json() == {"error": "Validation Error", "details": [{"field": field, "message": message, "type": ANY}]}
+
+
+def test_models_password_of_72_bytes_is_whole_and_accepted():
+    password = "1" + "é" * 35 + "x"  # 72 bytes in UTF-8
+    create_user(password=password)
+    assert login(password=password)
+    r = client.post("/token", data={"username": ADA["email"], "password": password[:-1]})
+    assert r.status_code == 401, r.text
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"name": None},
+        {"name": ""},
+        {"role": None},
+        {"role": "owner"},
+        {"is_active": None},
+        {"is_active": 0},
+        {"is_active": 1},
+        {"is_active": "yes"},
+        {"is_active": "false"},
+    ],
+)
+def test_models_user_update_rejects_null_and_loose_types(update):
+    create_user()
+    r = client.patch("/users/1", json=update)
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["field"] == f"body -> {next(iter(update))}"
+    assert client.get("/users/1").json() == user_json()
+
+
+# --- CRUD Endpoints ---
+
+
+def test_crud_create_stores_a_bcrypt_hash_and_never_shows_it():
+    r = client.post("/users", json=ADA)
+    assert r.status_code == 201, r.text
+    assert r.json() == user_json()
+    assert "password" not in r.text
+    stored = main.database.users_db[1]
+    assert stored.hashed_password.startswith("$2b$")
+    assert main.verify_password(ADA["password"], stored.hashed_password)
+
+
+def test_crud_duplicate_email_is_refused_whatever_its_case():
+    create_user()
+    r = client.post("/users", json={**ADA, "email": "ADA@Example.COM"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Email already registered"}
+    assert len(main.database.users_db) == 1
+
+
+def test_crud_list_pages_in_creation_order_and_filters_by_role():
+    for i, role in enumerate(["user", "admin", "guest", "admin", "user"]):
+        create_user(email=f"u{i}@example.com", role=role)
+
+    assert [u["id"] for u in client.get("/users").json()] == [1, 2, 3, 4, 5]
+    assert [u["id"] for u in client.get("/users", params={"skip": 1, "limit": 2}).json()] == [2, 3]
+    assert [u["id"] for u in client.get("/users", params={"role": "admin"}).json()] == [2, 4]
+    assert [u["id"] for u in client.get("/users", params={"role": "admin", "skip": 1}).json()] == [4]
+    assert client.get("/users", params={"skip": 5}).json() == []
+
+
+def test_crud_list_shows_ten_by_default():
+    for i in range(12):
+        create_user(email=f"u{i}@example.com")
+    assert len(client.get("/users").json()) == 10
+    assert len(client.get("/users", params={"limit": 100}).json()) == 12
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"skip": -1}, "query -> skip"),
+        ({"limit": 0}, "query -> limit"),
+        ({"limit": 101}, "query -> limit"),
+        ({"limit": "ten"}, "query -> limit"),
+        ({"role": "owner"}, "query -> role"),
+    ],
+)
+def test_crud_list_rejects_bad_paging(params, field):
+    r = client.get("/users", params=params)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["details"]] == [field]
+
+
+def test_crud_get_user():
+    create_user()
+    r = client.get("/users/1")
+    assert r.status_code == 200, r.text
+    assert r.json() == user_json()
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_crud_unknown_user_is_404(method):
+    r = client.request(method, "/users/7", json={"name": "X"} if method == "PATCH" else None)
+    assert r.status_code == 404, r.text
+    assert r.json() == {"detail": "User not found"}
+
+
+@pytest.mark.parametrize("user_id", ["0", "-1", "abc", "1.5"])
+def test_crud_user_id_must_be_a_positive_integer(user_id):
+    r = client.get(f"/users/{user_id}")
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["field"] == "path -> user_id"
+
+
+def test_crud_patch_changes_only_the_fields_sent():
+    created = create_user()
+    r = client.patch("/users/1", json={"name": "Countess", "role": "admin"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {**created, "name": "Countess", "role": "admin"}
+    r = client.patch("/users/1", json={"is_active": False})
+    assert r.json() == {**created, "name": "Countess", "role": "admin", "is_active": False}
+    assert client.get("/users/1").json() == r.json()
+
+
+def test_crud_patch_cannot_change_fields_the_model_does_not_own():
+    created = create_user()
+    hashed_password = main.database.users_db[1].hashed_password
+    r = client.patch(
+        "/users/1",
+        json={"id": 9, "email": "eve@example.com", "created_at": "2000-01-01T00:00:00Z", "hashed_password": "x"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == created
+    assert main.database.users_db[1].hashed_password == hashed_password
+    assert main.database.get_user_by_email("eve@example.com") is None
+
+
+def test_crud_delete_then_gone_and_email_free_and_id_not_reused():
+    create_user()
+    r = client.delete("/users/1")
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert client.get("/users/1").status_code == 404
+    assert create_user() == user_json(user_id=2)
+
+
+# --- Dependency Injection ---
+
+API_KEY = {"X-API-Key": "expected-api-key"}
+
+
+def test_deps_items_list_the_catalogue_with_the_api_key():
+    r = client.get("/items", headers=API_KEY)
+    assert r.status_code == 200, r.text
+    items = r.json()
+    assert len(items) == len(main.database.items) >= 5
+    assert items[0] == {"id": 1, "name": "Keyboard", "price": 49.99}
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}, {"X-API-Key": "ключ"}])
+def test_deps_items_need_the_right_api_key(headers):
+    r = client.get("/items", headers={k: v.encode() for k, v in headers.items()})
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Invalid API key"}
+
+
+def test_deps_api_key_comes_from_the_environment(monkeypatch):
+    monkeypatch.setattr(main, "API_KEY", "class-key")
+    assert client.get("/items", headers=API_KEY).status_code == 401
+    assert client.get("/items", headers={"X-API-Key": "class-key"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "ids"),
+    [
+        ({}, [1, 2, 3, 4, 5, 6]),
+        ({"sort_by": "price"}, [2, 6, 1, 5, 4, 3]),
+        ({"sort_by": "price", "order": "desc"}, [3, 4, 5, 1, 6, 2]),
+        ({"sort_by": "name", "limit": 2}, [4, 1]),
+        ({"sort_by": "id", "order": "desc", "skip": 4}, [2, 1]),
+        ({"limit": 1000}, [1, 2, 3, 4, 5, 6]),
+        ({"skip": 10**30}, []),
+    ],
+)
+def test_deps_items_paginate_and_sort(params, ids):
+    r = client.get("/items", headers=API_KEY, params=params)
+    assert r.status_code == 200, r.text
+    assert [item["id"] for item in r.json()] == ids
+
+
+def test_deps_pagination_caps_limit_at_100():
+    assert main.PaginationParams(limit=1000).limit == 100
+    assert main.PaginationParams(limit=7).limit == 7
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"skip": -1}, "query -> skip"),
+        ({"limit": 0}, "query -> limit"),
+        ({"sort_by": "secret"}, "query -> sort_by"),
+        ({"order": "sideways"}, "query -> order"),
+    ],
+)
+def test_deps_items_reject_bad_pagination(params, field):
+    r = client.get("/items", headers=API_KEY, params=params)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["details"]] == [field]
+
+
+def test_deps_get_db_can_be_overridden():
+    other = main.InMemoryDB()
+    other.items = [main.Item(id=42, name="Override", price=1.0)]
+
+    async def get_other_db():
+        yield other
+
+    app.dependency_overrides[main.get_db] = get_other_db
+    assert client.get("/items", headers=API_KEY).json() == [{"id": 42, "name": "Override", "price": 1.0}]
+    create_user()
+    assert list(other.users_db) == [1]
+    assert main.database.users_db == {}
+
+
+# --- Authentication with JWT ---
+
+
+def test_auth_login_returns_a_bearer_token_for_the_email():
+    create_user()
+    r = client.post("/token", data={"username": ADA["email"], "password": ADA["password"]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"access_token": ANY, "token_type": "bearer"}
+    claims = jwt.decode(r.json()["access_token"], main.SECRET_KEY, algorithms=["HS256"])
+    assert claims == {"sub": "ada@example.com", "exp": ANY}
+    expires_in = datetime.fromtimestamp(claims["exp"], UTC) - datetime.now(UTC)
+    assert timedelta(minutes=29) < expires_in <= timedelta(minutes=30)
+
+
+def test_auth_username_is_case_insensitive():
+    create_user()
+    r = client.get("/users/me", headers=login(username="ADA@example.COM"))
+    assert r.status_code == 200, r.text
+    assert r.json() == user_json()
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("ada@example.com", "wrong-password1"), ("nobody@example.com", "analytical1"), ("", "x"), ("ada", "")],
+)
+def test_auth_wrong_password_and_unknown_user_look_the_same(username, password):
+    create_user()
+    r = client.post("/token", data={"username": username, "password": password})
+    if not username or not password:
+        assert r.status_code == 422, r.text
+        return
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Incorrect username or password"}
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_auth_unknown_user_still_checks_a_password(monkeypatch):
+    checks = []
+    monkeypatch.setattr(main.pwd_context, "dummy_verify", lambda: checks.append("dummy"))
+    r = client.post("/token", data={"username": "nobody@example.com", "password": "analytical1"})
+    assert r.status_code == 401, r.text
+    assert checks == ["dummy"]
+
+
+def test_auth_hashing_and_checking_run_off_the_event_loop(monkeypatch):
+    threads = []
+
+    def record_thread(real):
+        def wrapper(*args):
+            try:
+                asyncio.get_running_loop()
+                threads.append("event loop")
+            except RuntimeError:
+                threads.append("worker")
+            return real(*args)
+
+        return wrapper
+
+    monkeypatch.setattr(main, "get_password_hash", record_thread(main.get_password_hash))
+    monkeypatch.setattr(main, "verify_password", record_thread(main.verify_password))
+    create_user()
+    login()
+    assert threads == ["worker", "worker"]
+
+
+def test_auth_me_returns_the_current_user():
+    create_user()
+    r = client.get("/users/me", headers=login())
+    assert r.status_code == 200, r.text
+    assert r.json() == user_json()
+
+
+def test_auth_me_without_a_token_is_401():
+    r = client.get("/users/me")
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Not authenticated"}
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def in_minutes(minutes):
+    return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer not-a-jwt"},
+        token_for({"sub": ADA["email"], "exp": in_minutes(-1)}),
+        token_for({"sub": ADA["email"], "exp": in_minutes(5)}, key="another-key"),
+        token_for({"sub": ADA["email"], "exp": in_minutes(5)}, algorithm="HS512"),
+        token_for({"exp": in_minutes(5)}),
+        token_for({"sub": ADA["email"]}),
+        token_for({"sub": 42, "exp": in_minutes(5)}),
+        token_for({"sub": "nobody@example.com", "exp": in_minutes(5)}),
+        # alg "none": the same claims, unsigned
+        {"Authorization": "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZGFAZXhhbXBsZS5jb20ifQ."},
+    ],
+    ids=["garbage", "expired", "other-key", "other-alg", "no-sub", "no-exp", "int-sub", "unknown", "alg-none"],
+)
+def test_auth_me_rejects_bad_tokens(headers):
+    create_user()
+    r = client.get("/users/me", headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Could not validate credentials"}
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_auth_token_of_a_deleted_user_is_rejected():
+    create_user()
+    headers = login()
+    client.delete("/users/1")
+    r = client.get("/users/me", headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Could not validate credentials"}
+
+
+def test_auth_inactive_user_cannot_log_in_or_use_a_token():
+    create_user()
+    headers = login()
+    client.patch("/users/1", json={"is_active": False})
+    r = client.get("/users/me", headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Inactive user"}
+    r = client.post("/token", data={"username": ADA["email"], "password": ADA["password"]})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Inactive user"}
+
+
+def fail_logins(count, username=ADA["email"]):
+    for _ in range(count):
+        r = client.post("/token", data={"username": username, "password": "wrong-password1"})
+        assert r.status_code == 401, r.text
+
+
+def test_auth_throttle_refuses_after_five_failures_without_checking(monkeypatch):
+    create_user()
+    fail_logins(5)
+    checks = []
+    monkeypatch.setattr(main, "verify_password", lambda *args: checks.append(args))
+    r = client.post("/token", data={"username": "ADA@example.com", "password": ADA["password"]})
+    assert r.status_code == 429, r.text
+    assert r.json() == {
+        "error": "Application Error",
+        "detail": "Too many failed login attempts, try again later",
+        "path": "http://testserver/token",
+    }
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
+    assert checks == []
+
+
+def test_auth_throttle_spares_other_accounts_and_resets_on_success():
+    create_user()
+    create_user(email="grace@example.com")
+    fail_logins(5, username="grace@example.com")
+    assert login()
+    fail_logins(4)
+    assert login()
+    fail_logins(4)
+    assert login()
+
+
+def test_auth_throttle_lets_a_key_in_again_after_the_window(monkeypatch):
+    create_user()
+    fail_logins(5)
+    later = main.time.monotonic() + main.LOGIN_FAILURE_WINDOW.total_seconds()
+    monkeypatch.setattr(main.time, "monotonic", lambda: later)
+    assert login()
+
+
+def test_auth_throttle_memory_is_bounded():
+    throttle = main.LoginThrottle(max_keys=3)
+    for i in range(10):
+        throttle.record_failure(("testclient", f"user{i}@example.com"))
+    assert list(throttle.failures) == [("testclient", f"user{i}@example.com") for i in (7, 8, 9)]
+    for _ in range(10):
+        throttle.record_failure(("testclient", "user9@example.com"))
+    assert len(throttle.failures[("testclient", "user9@example.com")]) == main.LOGIN_FAILURES_ALLOWED
+
+
+# --- Async Database Operations ---
+
+
+def test_async_get_db_is_an_async_yield_dependency():
+    assert inspect.isasyncgenfunction(main.get_db)
+
+
+async def post_users(payloads):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+        return await asyncio.gather(*(ac.post("/users", json=payload) for payload in payloads))
+
+
+@pytest.mark.anyio
+async def test_async_simultaneous_signups_with_one_email_create_one_user():
+    responses = await post_users([ADA] * 32)
+    assert sorted(r.status_code for r in responses) == [201] + [400] * 31
+    assert len(main.database.users_db) == 1
+
+
+@pytest.mark.anyio
+async def test_async_simultaneous_signups_get_distinct_ids():
+    responses = await post_users([{**ADA, "email": f"u{i}@example.com"} for i in range(64)])
+    assert [r.status_code for r in responses] == [201] * 64
+    assert sorted(r.json()["id"] for r in responses) == list(range(1, 65))
+    assert len(main.database.users_db) == 64
+
+
+# --- Error Handling ---
+
+
+def test_errors_validation_shape_never_echoes_the_input():
+    r = client.post("/users", json={"email": "nope", "name": "", "password": "secret-without-digit"})
+    assert r.status_code == 422, r.text
+    assert r.json() == {
+        "error": "Validation Error",
+        "details": [
+            {"field": "body -> email", "message": ANY, "type": "value_error"},
+            {"field": "body -> name", "message": "String should have at least 1 character", "type": "string_too_short"},
+            {"field": "body -> password", "message": "Password must contain at least one digit", "type": "value_error"},
+        ],
+    }
+    assert "secret-without-digit" not in r.text
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"email": "a@example.com",', b"\xff\xfe"])
+def test_errors_unparseable_body_is_400(body):
+    r = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "There was an error parsing the body"}
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"ada"', b"null", b""])
+def test_errors_body_of_the_wrong_shape_is_422(body):
+    r = client.post("/users", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/users?skip=" + "9" * 30, 200),
+        ("/users?limit=" + "9" * 30, 422),
+        ("/users/" + "9" * 40, 404),
+        ("/users/-" + "9" * 40, 422),
+    ],
+)
+def test_errors_huge_numbers_are_never_a_500(path, status):
+    assert client.get(path).status_code == status
+
+
+def test_errors_unexpected_exception_is_a_bare_500():
+    async def broken_db():
+        raise RuntimeError("database password is hunter2")
+        yield
+
+    app.dependency_overrides[main.get_db] = broken_db
+    with TestClient(app, raise_server_exceptions=False) as failing_client:
+        r = failing_client.get("/users/1")
+    assert r.status_code == 500, r.text
+    assert r.json() == {"error": "Internal Server Error", "detail": "An unexpected error occurred"}
+    assert "hunter2" not in r.text
+
+
+def test_errors_unexpected_exception_still_reaches_the_server():
+    async def broken_db():
+        raise RuntimeError("boom")
+        yield
+
+    app.dependency_overrides[main.get_db] = broken_db
+    with pytest.raises(RuntimeError, match="boom"):
+        client.get("/users/1")
+
+
+# --- API Routers and Structure ---
+
+
+def test_routers_users_answers_without_a_redirect():
+    r = client.post("/users", json=ADA, follow_redirects=False)
+    assert r.status_code == 201, r.text
+    r = client.get("/users", follow_redirects=False)
+    assert r.status_code == 200, r.text
+    r = client.get("/items", headers=API_KEY, follow_redirects=False)
+    assert r.status_code == 200, r.text
+
+
+def test_routers_users_me_is_not_taken_for_a_user_id():
+    create_user()
+    assert client.get("/users/me", headers=login()).json() == user_json()
+
+
+def test_routers_tag_users_and_items():
+    paths = client.get("/openapi.json").json()["paths"]
+    tags = {(path, method): op.get("tags") for path, ops in paths.items() for method, op in ops.items()}
+    assert tags == {
+        ("/", "get"): None,
+        ("/health", "get"): None,
+        ("/token", "post"): ["auth"],
+        ("/users/me", "get"): ["users"],
+        ("/users", "post"): ["users"],
+        ("/users", "get"): ["users"],
+        ("/users/{user_id}", "get"): ["users"],
+        ("/users/{user_id}", "patch"): ["users"],
+        ("/users/{user_id}", "delete"): ["users"],
+        ("/items", "get"): ["items"],
+    }
+
+
+# --- Interactive Documentation ---
+
+
+@pytest.mark.parametrize(("path", "marker"), [("/docs", "swagger-ui"), ("/redoc", "redoc")])
+def test_docs_pages_are_served(path, marker):
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    assert marker in r.text
+
+
+def test_docs_security_schemes_are_declared():
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes == {
+        "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"scopes": {}, "tokenUrl": "token"}}},
+        "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+
+
+def test_docs_validation_errors_show_the_app_shape():
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    response = schema["paths"]["/users"]["post"]["responses"]["422"]
+    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationErrorResponse"}
+
+
+def test_docs_authorize_then_try_it_out():
+    create_user()
+    # What Swagger UI's Authorize dialog posts for the OAuth2 password flow.
+    form = {"grant_type": "password", "username": ADA["email"], "password": ADA["password"], "scope": ""}
+    token = client.post("/token", data=form).json()["access_token"]
+    r = client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert client.get("/items", headers=API_KEY).status_code == 200
