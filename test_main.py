@@ -507,8 +507,8 @@ def test_auth_throttle_memory_is_bounded():
 # --- Async Database Operations ---
 
 
-def test_async_get_db_is_an_async_yield_dependency():
-    assert inspect.isasyncgenfunction(main.get_db)
+def test_async_get_db_is_an_async_dependency():
+    assert inspect.iscoroutinefunction(main.get_db)
 
 
 async def post_users(payloads):
