@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from itertools import islice
 from operator import attrgetter
 from typing import Annotated, Any, Literal
@@ -50,7 +50,7 @@ async def health_check() -> dict[str, str]:
 # --- Request and Response Models ---
 
 
-class UserRole(str, Enum):
+class UserRole(StrEnum):
     """User roles enumeration."""
 
     ADMIN = "admin"
@@ -164,9 +164,12 @@ class InternalErrorResponse(BaseModel):
     detail: str = "An unexpected error occurred"
 
 
-def error(model: type[BaseModel], description: str) -> dict[str, Any]:
-    """One entry of a route's `responses`: the status code's body model and what it means."""
-    return {"model": model, "description": description}
+def error(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
+    """One entry of a route's `responses`: the body's model, what it means, and the header it sends."""
+    response: dict[str, Any] = {"model": model, "description": description}
+    if header:
+        response["headers"] = {header: {"schema": {"type": "string"}}}
+    return response
 
 
 VALIDATION_ERROR = error(ValidationErrorResponse, "Validation Error")
@@ -302,7 +305,7 @@ async def delete_user(user_id: UserId, db: Db) -> None:
 API_KEY = os.environ.get("API_KEY", "expected-api-key")
 
 
-class ItemField(str, Enum):
+class ItemField(StrEnum):
     """The fields GET /items can sort by."""
 
     ID = "id"
@@ -374,12 +377,12 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
 def verify_password(plain_password: str, hashed_password: str) -> bool:
     """Verify a password against its hash."""
-    return bool(pwd_context.verify(plain_password, hashed_password))
+    return pwd_context.verify(plain_password, hashed_password)
 
 
 def get_password_hash(password: str) -> str:
     """Hash a password."""
-    return str(pwd_context.hash(password))
+    return pwd_context.hash(password)
 
 
 def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = None) -> str:
@@ -387,7 +390,7 @@ def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = 
     to_encode = data.copy()
     expire = datetime.now(UTC) + (expires_delta or timedelta(minutes=15))
     to_encode.update({"exp": expire})
-    return str(jwt.encode(to_encode, SECRET_KEY, algorithm=ALGORITHM))
+    return jwt.encode(to_encode, SECRET_KEY, algorithm=ALGORITHM)
 
 
 async def authenticate_user(db: InMemoryDB, email: str, password: str) -> UserInDB | None:
@@ -464,9 +467,9 @@ CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
     tags=["auth"],
     responses={
         400: error(Message, "Inactive user, or a form that cannot be parsed"),
-        401: error(Message, "Incorrect username or password"),
+        401: error(Message, "Incorrect username or password", header="WWW-Authenticate"),
         422: VALIDATION_ERROR,
-        429: error(ApplicationErrorResponse, "Too many failed logins: wait Retry-After seconds"),
+        429: error(ApplicationErrorResponse, "Too many failed logins: wait Retry-After seconds", header="Retry-After"),
     },
 )
 async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm, Depends()], db: Db) -> Token:
@@ -504,7 +507,7 @@ async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm
     tags=["users"],
     responses={
         400: error(Message, "Inactive user"),
-        401: error(Message, "Not authenticated, or could not validate credentials"),
+        401: error(Message, "Not authenticated, or could not validate credentials", header="WWW-Authenticate"),
     },
 )
 async def read_users_me(current_user: CurrentUser) -> UserInDB:

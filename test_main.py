@@ -2,7 +2,11 @@
 
 import asyncio
 import inspect
+import json
+import re
+import shlex
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest.mock import ANY
 
 import httpx
@@ -666,3 +670,137 @@ def test_docs_authorize_then_try_it_out():
     r = client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
     assert client.get("/items", headers=API_KEY).status_code == 200
+
+
+def schema_name(response):
+    """The documented body of one response: a component's name, list[name], a JSON type, or None."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return None
+    if "items" in schema:
+        return f"list[{schema_name({'content': {'application/json': {'schema': schema['items']}}})}]"
+    return schema.get("$ref", "").removeprefix("#/components/schemas/") or schema["type"]
+
+
+INVALID = {"422": "ValidationErrorResponse"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "responses"),
+    [
+        ("get", "/", {"200": "object"}),
+        ("get", "/health", {"200": "object"}),
+        (
+            "post",
+            "/token",
+            {"200": "Token", "400": "Message", "401": "Message", **INVALID, "429": "ApplicationErrorResponse"},
+        ),
+        ("get", "/users/me", {"200": "UserResponse", "400": "Message", "401": "Message"}),
+        ("post", "/users", {"201": "UserResponse", "400": "Message", **INVALID}),
+        ("get", "/users", {"200": "list[UserResponse]", **INVALID}),
+        ("get", "/users/{user_id}", {"200": "UserResponse", "404": "Message", **INVALID}),
+        ("patch", "/users/{user_id}", {"200": "UserResponse", "400": "Message", "404": "Message", **INVALID}),
+        ("delete", "/users/{user_id}", {"204": None, "404": "Message", **INVALID}),
+        ("get", "/items", {"200": "list[Item]", "401": "Message", **INVALID}),
+    ],
+)
+def test_docs_routes_declare_every_status_they_return(method, path, responses):
+    documented = client.get("/openapi.json").json()["paths"][path][method]["responses"]
+    assert {status: schema_name(response) for status, response in documented.items()} == responses
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "header"),
+    [
+        ("post", "/token", "401", "WWW-Authenticate"),
+        ("post", "/token", "429", "Retry-After"),
+        ("get", "/users/me", "401", "WWW-Authenticate"),
+    ],
+)
+def test_docs_response_headers_are_declared(method, path, status, header):
+    response = client.get("/openapi.json").json()["paths"][path][method]["responses"][status]
+    assert list(response["headers"]) == [header]
+
+
+def test_docs_error_bodies_are_documented_as_sent():
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+
+    def shape(name):
+        return sorted(schemas[name]["properties"]), sorted(schemas[name]["required"])
+
+    assert shape("Message") == (["detail"], ["detail"])
+    assert shape("ValidationErrorResponse") == (["details", "error"], ["details"])
+    assert shape("FieldError") == (["field", "message", "type"], ["field", "message", "type"])
+    assert shape("ApplicationErrorResponse") == (["detail", "error", "path"], ["detail", "path"])
+    assert schemas["ValidationErrorResponse"]["properties"]["error"]["const"] == "Validation Error"
+    assert schemas["ApplicationErrorResponse"]["properties"]["error"]["const"] == "Application Error"
+
+
+def test_docs_schemas_state_the_constraints_the_app_enforces():
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    create = schemas["UserCreate"]["properties"]
+    assert create["email"]["format"] == "email"
+    assert (create["name"]["minLength"], create["name"]["maxLength"]) == (1, 100)
+    password = create["password"]
+    assert (password["minLength"], password["maxLength"], password["pattern"]) == (8, 72, "[0-9]")
+    assert schemas["UserRole"]["enum"] == ["admin", "user", "guest"]
+    assert schemas["UserUpdate"]["properties"] == {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "title": "Name"},
+        "role": {"$ref": "#/components/schemas/UserRole"},
+        "is_active": {"type": "boolean", "title": "Is Active"},
+    }
+    assert "required" not in schemas["UserUpdate"]
+    parameters = client.get("/openapi.json").json()["paths"]["/items"]["get"]["parameters"]
+    assert {p["name"]: p["schema"].get("$ref") for p in parameters}["sort_by"] == "#/components/schemas/ItemField"
+
+
+README = (Path(__file__).parent / "README.md").read_text()
+
+
+def readme_walkthrough():
+    """(command, what it prints) pairs: each bash block of the Walkthrough and the text block right after it."""
+    walkthrough = README.split("## Walkthrough")[1].split("\n## ")[0]
+    return re.findall(r"```bash\n(.*?)\n```\n(?:```text\n(.*?)```)?", walkthrough, re.DOTALL)
+
+
+def send_curl(command):
+    """Send what a README curl command sends (-s, -X, -H, -d, -w and a localhost:8000 URL) through the client."""
+    method, url, headers, data = None, "", {}, None
+    args = iter(shlex.split(command.replace("\\\n", " "))[1:])
+    for arg in args:
+        if arg == "-X":
+            method = next(args)
+        elif arg == "-H":
+            name, value = next(args).split(": ", 1)
+            headers[name] = value
+        elif arg == "-d":
+            data = next(args)
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif arg == "-w":
+            next(args)
+        elif arg != "-s":
+            url = arg
+    method = method or ("POST" if data else "GET")
+    return client.request(method, url.removeprefix("localhost:8000"), headers=headers, content=data)
+
+
+def without_times_and_tokens(body):
+    return json.loads(re.sub(r'"(created_at|access_token)":"[^"]*"', r'"\1":"..."', body))
+
+
+def test_docs_readme_walkthrough_prints_what_it_shows():
+    walkthrough = readme_walkthrough()
+    assert len(walkthrough) > 20, "the README's Walkthrough has lost its examples"
+    token = ""
+    for command, printed in walkthrough:
+        if command.startswith("TOKEN=$("):
+            r = send_curl(command.removeprefix("TOKEN=$(").split("|")[0])
+            token = r.json()["access_token"]
+            continue
+        r = send_curl(command.replace("$TOKEN", token))
+        *body, status = printed.rstrip("\n").split("\n")
+        assert f"HTTP {r.status_code}" == status, command
+        if body == [""]:
+            assert r.content == b"", command
+        else:
+            assert without_times_and_tokens(r.text) == without_times_and_tokens("\n".join(body)), command
