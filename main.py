@@ -66,15 +66,20 @@ class UserBase(BaseModel):
     role: UserRole = UserRole.USER
 
 
+def fits_bcrypt(password: str) -> bool:
+    """bcrypt reads only the first 72 bytes and fails on a NUL: any other password would be cut short or crash."""
+    return len(password.encode()) <= 72 and "\x00" not in password
+
+
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
-    # bcrypt reads only the first 72 bytes, so a longer password is refused rather than silently cut short.
+    # The pattern is the rule password_strength checks: one ASCII digit, and no NUL anywhere.
     password: str = Field(
         min_length=8,
         max_length=72,
-        description="8 to 72 characters, at most 72 bytes in UTF-8, with at least one digit (0-9)",
-        json_schema_extra={"pattern": "[0-9]"},
+        description="8 to 72 characters, at most 72 bytes in UTF-8, with at least one digit (0-9) and no NUL",
+        json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},
     )
 
     # Pydantic v2 spelling of the article's @validator. PydanticCustomError keeps the message as written
@@ -83,11 +88,11 @@ class UserCreate(UserBase):
     @classmethod
     def password_strength(cls, v: str) -> str:
         """Validate password has at least one digit and fits bcrypt."""
-        # ASCII digits only, so the rule is exactly the schema's pattern.
+        # ASCII digits only (isdigit would also take "²"), so the rule is exactly the schema's pattern.
         if not any(c in string.digits for c in v):
             raise PydanticCustomError("value_error", "Password must contain at least one digit")
-        if len(v.encode()) > 72:
-            raise PydanticCustomError("value_error", "Password must be at most 72 bytes in UTF-8")
+        if not fits_bcrypt(v):
+            raise PydanticCustomError("value_error", "Password must be at most 72 bytes in UTF-8, with no NUL")
         return v
 
 
@@ -164,7 +169,7 @@ class InternalErrorResponse(BaseModel):
     detail: str = "An unexpected error occurred"
 
 
-def error(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
+def error_response(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
     """One entry of a route's `responses`: the body's model, what it means, and the header it sends."""
     response: dict[str, Any] = {"model": model, "description": description}
     if header:
@@ -172,9 +177,9 @@ def error(model: type[BaseModel], description: str, header: str | None = None) -
     return response
 
 
-VALIDATION_ERROR = error(ValidationErrorResponse, "Validation Error")
-USER_NOT_FOUND = error(Message, "User not found")
-BODY_ERROR = error(Message, "The body is not valid JSON")
+VALIDATION_ERROR = error_response(ValidationErrorResponse, "Validation Error")
+USER_NOT_FOUND = error_response(Message, "User not found")
+BODY_ERROR = error_response(Message, "The body is not valid JSON")
 
 
 # --- CRUD Endpoints ---
@@ -247,7 +252,7 @@ def get_user_or_404(db: InMemoryDB, user_id: int) -> UserInDB:
     "",
     response_model=UserResponse,
     status_code=status.HTTP_201_CREATED,
-    responses={400: error(Message, "Email already registered, or the body is not valid JSON")},
+    responses={400: error_response(Message, "Email already registered, or the body is not valid JSON")},
 )
 async def create_user(user: UserCreate, db: Db) -> UserInDB:
     """Create a new user."""
@@ -345,7 +350,7 @@ async def verify_api_key(x_api_key: Annotated[str | None, Security(api_key_heade
 items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
 
 
-@items_router.get("", response_model=list[Item], responses={401: error(Message, "Invalid API key")})
+@items_router.get("", response_model=list[Item], responses={401: error_response(Message, "Invalid API key")})
 async def list_items(
     pagination: Annotated[PaginationParams, Depends()],
     api_key: Annotated[str, Depends(verify_api_key)],
@@ -396,8 +401,9 @@ def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = 
 async def authenticate_user(db: InMemoryDB, email: str, password: str) -> UserInDB | None:
     """The user with this email and password, or None. The article calls it without defining it."""
     user = db.get_user_by_email(email)
-    if user is None:
-        # Check a password all the same, so an unknown email takes as long to refuse as a wrong password.
+    # A password sign-up would refuse can't be right. Check one all the same, so an unknown email takes as
+    # long to refuse as a wrong password.
+    if user is None or not fits_bcrypt(password):
         await run_in_threadpool(pwd_context.dummy_verify)
         return None
     if not await run_in_threadpool(verify_password, password, user.hashed_password):
@@ -444,7 +450,9 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db
 
     try:
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
-    except JWTError:
+    # python-jose lets a signed token whose exp, nbf or iat is null, a list or infinite escape as
+    # TypeError or OverflowError; that token is as invalid as any other.
+    except (JWTError, TypeError, OverflowError):
         raise credentials_exception from None
     token_data = TokenData(username=payload.get("sub"))
     if token_data.username is None:
@@ -466,10 +474,12 @@ CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
     response_model=Token,
     tags=["auth"],
     responses={
-        400: error(Message, "Inactive user, or a form that cannot be parsed"),
-        401: error(Message, "Incorrect username or password", header="WWW-Authenticate"),
+        400: error_response(Message, "Inactive user, or a form that cannot be parsed"),
+        401: error_response(Message, "Incorrect username or password", header="WWW-Authenticate"),
         422: VALIDATION_ERROR,
-        429: error(ApplicationErrorResponse, "Too many failed logins: wait Retry-After seconds", header="Retry-After"),
+        429: error_response(
+            ApplicationErrorResponse, "Too many failed logins: wait Retry-After seconds", header="Retry-After"
+        ),
     },
 )
 async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm, Depends()], db: Db) -> Token:
@@ -506,8 +516,8 @@ async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm
     response_model=UserResponse,
     tags=["users"],
     responses={
-        400: error(Message, "Inactive user"),
-        401: error(Message, "Not authenticated, or could not validate credentials", header="WWW-Authenticate"),
+        400: error_response(Message, "Inactive user"),
+        401: error_response(Message, "Not authenticated, or could not validate credentials", header="WWW-Authenticate"),
     },
 )
 async def read_users_me(current_user: CurrentUser) -> UserInDB:

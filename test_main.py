@@ -103,7 +103,8 @@ def test_models_role_defaults_to_user_and_created_at_is_utc():
         ({"password": "short1"}, "body -> password", "String should have at least 8 characters"),
         ({"password": "no-digits-here"}, "body -> password", "Password must contain at least one digit"),
         ({"password": "١٢٣٤٥٦٧٨"}, "body -> password", "Password must contain at least one digit"),
-        ({"password": "1" + "é" * 36}, "body -> password", "Password must be at most 72 bytes in UTF-8"),
+        ({"password": "1" + "é" * 36}, "body -> password", "Password must be at most 72 bytes in UTF-8, with no NUL"),
+        ({"password": "nul\x00byte1"}, "body -> password", "Password must be at most 72 bytes in UTF-8, with no NUL"),
         ({"password": "1" * 73}, "body -> password", "String should have at most 72 characters"),
     ],
 )
@@ -117,8 +118,9 @@ def test_models_password_of_72_bytes_is_whole_and_accepted():
     password = "1" + "é" * 35 + "x"  # 72 bytes in UTF-8
     create_user(password=password)
     assert login(password=password)
-    r = client.post("/token", data={"username": ADA["email"], "password": password[:-1]})
-    assert r.status_code == 401, r.text
+    for wrong in (password[:-1], password + "x", password + "\x00"):
+        r = client.post("/token", data={"username": ADA["email"], "password": wrong})
+        assert r.status_code == 401, r.text
 
 
 @pytest.mark.parametrize(
@@ -423,10 +425,26 @@ def in_minutes(minutes):
         token_for({"sub": ADA["email"]}),
         token_for({"sub": 42, "exp": in_minutes(5)}),
         token_for({"sub": "nobody@example.com", "exp": in_minutes(5)}),
+        token_for({"sub": ADA["email"], "exp": None}),
+        token_for({"sub": ADA["email"], "exp": float("inf")}),
+        token_for({"sub": ADA["email"], "exp": in_minutes(5), "nbf": [1]}),
         # alg "none": the same claims, unsigned
         {"Authorization": "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZGFAZXhhbXBsZS5jb20ifQ."},
     ],
-    ids=["garbage", "expired", "other-key", "other-alg", "no-sub", "no-exp", "int-sub", "unknown", "alg-none"],
+    ids=[
+        "garbage",
+        "expired",
+        "other-key",
+        "other-alg",
+        "no-sub",
+        "no-exp",
+        "int-sub",
+        "unknown",
+        "null-exp",
+        "infinite-exp",
+        "list-nbf",
+        "alg-none",
+    ],
 )
 def test_auth_me_rejects_bad_tokens(headers):
     create_user()
@@ -742,7 +760,8 @@ def test_docs_schemas_state_the_constraints_the_app_enforces():
     assert create["email"]["format"] == "email"
     assert (create["name"]["minLength"], create["name"]["maxLength"]) == (1, 100)
     password = create["password"]
-    assert (password["minLength"], password["maxLength"], password["pattern"]) == (8, 72, "[0-9]")
+    assert (password["minLength"], password["maxLength"]) == (8, 72)
+    assert password["pattern"] == r"^[^\u0000]*[0-9][^\u0000]*$"
     assert schemas["UserRole"]["enum"] == ["admin", "user", "guest"]
     assert schemas["UserUpdate"]["properties"] == {
         "name": {"type": "string", "minLength": 1, "maxLength": 100, "title": "Name"},
