@@ -50,7 +50,7 @@ async def health_check() -> dict[str, str]:
 # --- Request and Response Models ---
 
 
-class UserRole(StrEnum):
+class UserRole(StrEnum):  # Python 3.11's spelling of the article's (str, Enum)
     """User roles enumeration."""
 
     ADMIN = "admin"
@@ -82,8 +82,8 @@ class UserCreate(UserBase):
         json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},
     )
 
-    # Pydantic v2 spelling of the article's @validator. PydanticCustomError keeps the message as written
-    # (a ValueError would read "Value error, Password must ...").
+    # field_validator is Pydantic v2's name for the article's validator. PydanticCustomError keeps the message as
+    # written (a ValueError would read "Value error, Password must ...").
     @field_validator("password")
     @classmethod
     def password_strength(cls, v: str) -> str:
@@ -99,7 +99,7 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    model_config = ConfigDict(from_attributes=True)  # Pydantic v2 spelling of orm_mode
+    model_config = ConfigDict(from_attributes=True)  # Pydantic v2's name for the article's orm mode
 
     id: int
     created_at: datetime
@@ -115,7 +115,8 @@ class UserInDB(UserResponse):
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
-    # MISSING rather than the article's None: a field left out stays as it is, and null is a 422.
+    # MISSING rather than the article's None: a field left out stays as it is, and null is a 422. StrictBool:
+    # 0, 1 or "yes" is not a boolean.
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100)
     role: UserRole | MISSING = MISSING
     is_active: StrictBool | MISSING = MISSING
@@ -210,7 +211,7 @@ class InMemoryDB:
         new_user = UserInDB(
             **user.model_dump(exclude={"password"}),
             id=self.user_id_counter,
-            created_at=datetime.now(UTC),  # the article's utcnow() is deprecated and timezone-naive
+            created_at=datetime.now(UTC),  # not the article's utcnow: deprecated, and it has no timezone
             hashed_password=hashed_password,
         )
         self.users_db[new_user.id] = new_user
@@ -323,7 +324,7 @@ class PaginationParams:
 
     def __init__(
         self,
-        skip: Annotated[int, Query(ge=0)] = 0,
+        skip: Annotated[int, Query(ge=0)] = 0,  # the article's took any integer, negative too
         limit: Annotated[int, Query(ge=1, description="Capped at 100")] = 10,
         sort_by: ItemField | MISSING = MISSING,  # an enum, as role in list_users
         order: Literal["asc", "desc"] = "asc",
@@ -393,7 +394,7 @@ def get_password_hash(password: str) -> str:
 def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = None) -> str:
     """Create a JWT access token."""
     to_encode = data.copy()
-    expire = datetime.now(UTC) + (expires_delta or timedelta(minutes=15))
+    expire = datetime.now(UTC) + (expires_delta or timedelta(minutes=15))  # not the deprecated utcnow
     to_encode.update({"exp": expire})
     return jwt.encode(to_encode, SECRET_KEY, algorithm=ALGORITHM)
 
@@ -449,6 +450,7 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db
     )
 
     try:
+        # require_exp: the article's would accept a token that never expires.
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
     # python-jose lets a signed token whose exp, nbf or iat is null, a list or infinite escape as
     # TypeError or OverflowError; that token is as invalid as any other.
@@ -461,7 +463,7 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db
     user = db.get_user_by_email(token_data.username)  # the article's get_user_from_db, which it never defines
     if user is None:
         raise credentials_exception
-    if not user.is_active:
+    if not user.is_active:  # as in FastAPI's tutorial; the article never checks is_active
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
     return user
 
@@ -522,6 +524,7 @@ async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm
 )
 async def read_users_me(current_user: CurrentUser) -> UserInDB:
     """Get current user profile."""
+    # response_model=UserResponse: the article returns the stored user as it is, hash included.
     return current_user
 
 
