@@ -99,7 +99,9 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    model_config = ConfigDict(from_attributes=True)  # Pydantic v2's name for the article's orm mode
+    # from_attributes: Pydantic v2's name for the article's orm mode. The other: the schema marks role and
+    # is_active required, as every response has them, though they have defaults.
+    model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
     id: int
     created_at: datetime
@@ -140,6 +142,7 @@ class TokenData(BaseModel):
 
 
 # The error bodies the app sends, as models so the OpenAPI document shows them exactly.
+ALWAYS_SENT = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class Message(BaseModel):
@@ -155,17 +158,23 @@ class FieldError(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
+    model_config = ALWAYS_SENT
+
     error: Literal["Validation Error"] = "Validation Error"
     details: list[FieldError]
 
 
 class ApplicationErrorResponse(BaseModel):
+    model_config = ALWAYS_SENT
+
     error: Literal["Application Error"] = "Application Error"
     detail: str
     path: str
 
 
 class InternalErrorResponse(BaseModel):
+    model_config = ALWAYS_SENT
+
     error: Literal["Internal Server Error"] = "Internal Server Error"
     detail: str = "An unexpected error occurred"
 

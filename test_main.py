@@ -747,9 +747,10 @@ def test_docs_error_bodies_are_documented_as_sent():
         return sorted(schemas[name]["properties"]), sorted(schemas[name]["required"])
 
     assert shape("Message") == (["detail"], ["detail"])
-    assert shape("ValidationErrorResponse") == (["details", "error"], ["details"])
+    assert shape("ValidationErrorResponse") == (["details", "error"], ["details", "error"])
     assert shape("FieldError") == (["field", "message", "type"], ["field", "message", "type"])
-    assert shape("ApplicationErrorResponse") == (["detail", "error", "path"], ["detail", "path"])
+    assert shape("ApplicationErrorResponse") == (["detail", "error", "path"], ["detail", "error", "path"])
+    assert shape("UserResponse")[1] == ["created_at", "email", "id", "is_active", "name", "role"]
     assert schemas["ValidationErrorResponse"]["properties"]["error"]["const"] == "Validation Error"
     assert schemas["ApplicationErrorResponse"]["properties"]["error"]["const"] == "Application Error"
 
