@@ -695,9 +695,11 @@ def schema_name(response):
     schema = response.get("content", {}).get("application/json", {}).get("schema")
     if schema is None:
         return None
-    if "items" in schema:
-        return f"list[{schema_name({'content': {'application/json': {'schema': schema['items']}}})}]"
-    return schema.get("$ref", "").removeprefix("#/components/schemas/") or schema["type"]
+
+    def name(schema):
+        return schema.get("$ref", "").removeprefix("#/components/schemas/") or schema["type"]
+
+    return f"list[{name(schema['items'])}]" if "items" in schema else name(schema)
 
 
 INVALID = {"422": "ValidationErrorResponse"}
