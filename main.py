@@ -7,31 +7,61 @@ import math
 import os
 import secrets
 import string
+import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import islice
 from operator import attrgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Security, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
 from passlib.context import CryptContext
-from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, StrictBool, field_validator
+from pydantic import (
+    MISSING,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
+from sqlalchemy import DateTime, Dialect, Index, String, TypeDecorator, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # --- Basic Application ---
 
-app = FastAPI(
+
+# The article has no start-up code; a database needs its tables before the first request. A lifespan is
+# today's spelling of start-up and shut-down (on_event is deprecated).
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await start_database()
+    yield
+    await stop_database()
+
+
+# FastAPIOffline is the article's FastAPI(...) whose /docs and /redoc load Swagger UI and ReDoc from the app itself
+# (the fastapi-offline package ships them), not from a CDN: the docs work offline and behind a firewall.
+app = FastAPIOffline(
     title="My API",
     description="A sample REST API built with FastAPI",
     version="1.0.0",
+    lifespan=lifespan,
 )
 
 
@@ -127,6 +157,8 @@ class UserUpdate(BaseModel):
 class Item(BaseModel):
     """A catalogue item, listed by GET /items."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     price: float
@@ -138,7 +170,8 @@ class Token(BaseModel):
 
 
 class TokenData(BaseModel):
-    username: str | None = None
+    # The article's username: a token's sub is now the user's id (see login), never reused.
+    user_id: int = Field(gt=0)
 
 
 # The error bodies the app sends, as models so the OpenAPI document shows them exactly.
@@ -190,33 +223,71 @@ def error_response(model: type[BaseModel], description: str, header: str | None 
 VALIDATION_ERROR = error_response(ValidationErrorResponse, "Validation Error")
 USER_NOT_FOUND = error_response(Message, "User not found")
 BODY_ERROR = error_response(Message, "The body is not valid JSON")
+NOT_JSON = error_response(Message, "The body is not JSON: send it with Content-Type: application/json")
 
 
 # --- CRUD Endpoints ---
 
+# The catalogue GET /items lists; a database gets it once, at its first start.
+CATALOGUE = [
+    Item(id=1, name="Keyboard", price=49.99),
+    Item(id=2, name="Mouse", price=19.99),
+    Item(id=3, name="Monitor", price=189.0),
+    Item(id=4, name="Headphones", price=79.5),
+    Item(id=5, name="Webcam", price=59.0),
+    Item(id=6, name="USB Hub", price=24.99),
+]
+# The largest id PostgreSQL's Integer column holds: a larger id names no user, on every store.
+MAX_ID = 2**31 - 1
+
+
+class StoredUser(Protocol):
+    """What the routes read of a stored user, a UserInDB in memory or a User row in a database; UserResponse
+    reads the rest."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def hashed_password(self) -> str: ...
+
+
+class Database(Protocol):
+    """What the routes ask of a store: InMemoryDB below, or SQLDatabase under Async Database Operations."""
+
+    async def get_user(self, user_id: int) -> StoredUser | None: ...
+    async def get_user_by_email(self, email: str) -> StoredUser | None: ...
+    async def add_user(self, user: UserCreate, hashed_password: str) -> StoredUser | None: ...  # None: email taken
+    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> Sequence[StoredUser]: ...
+    async def update_user(self, user_id: int, changes: dict[str, Any]) -> StoredUser | None: ...
+    async def delete_user(self, user_id: int) -> bool: ...
+    async def list_items(self, pagination: "PaginationParams") -> list[Item]: ...
+
 
 class InMemoryDB:
-    """In-memory database for demonstration: the article's users_db, an email index and the item catalogue."""
+    """In-memory database for demonstration: the article's users_db, an email index and the item catalogue.
+    No method awaits anything, so each runs whole before another request's code can."""
 
     def __init__(self) -> None:
         self.users_db: dict[int, UserInDB] = {}
         # Lower-cased email -> id: a duplicate check is one lookup, not a scan of every user.
         self.user_ids_by_email: dict[str, int] = {}
         self.user_id_counter = 1
-        self.items = [
-            Item(id=1, name="Keyboard", price=49.99),
-            Item(id=2, name="Mouse", price=19.99),
-            Item(id=3, name="Monitor", price=189.0),
-            Item(id=4, name="Headphones", price=79.5),
-            Item(id=5, name="Webcam", price=59.0),
-            Item(id=6, name="USB Hub", price=24.99),
-        ]
+        self.items = list(CATALOGUE)
 
-    def get_user_by_email(self, email: str) -> UserInDB | None:
+    async def get_user(self, user_id: int) -> UserInDB | None:
+        return self.users_db.get(user_id)
+
+    async def get_user_by_email(self, email: str) -> UserInDB | None:
         user_id = self.user_ids_by_email.get(email.lower())
         return None if user_id is None else self.users_db[user_id]
 
-    def add_user(self, user: UserCreate, hashed_password: str) -> UserInDB:
+    async def add_user(self, user: UserCreate, hashed_password: str) -> UserInDB | None:
+        if user.email.lower() in self.user_ids_by_email:
+            return None
         new_user = UserInDB(
             **user.model_dump(exclude={"password"}),
             id=self.user_id_counter,
@@ -228,23 +299,48 @@ class InMemoryDB:
         self.user_id_counter += 1
         return new_user
 
-    def delete_user(self, user_id: int) -> None:
-        user = self.users_db.pop(user_id)
-        del self.user_ids_by_email[user.email.lower()]
+    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> list[UserInDB]:
+        users: Iterable[UserInDB] = self.users_db.values()
+        if role is not None:
+            users = (u for u in users if u.role == role)
+        # islice reads only skip + limit records; min() keeps a huge skip within what islice accepts.
+        start = min(skip, len(self.users_db))
+        return list(islice(users, start, start + limit))
+
+    async def update_user(self, user_id: int, changes: dict[str, Any]) -> UserInDB | None:
+        if user_id not in self.users_db:
+            return None
+        # The stored record is replaced whole, by a copy with the changes.
+        updated_user = self.users_db[user_id] = self.users_db[user_id].model_copy(update=changes)
+        return updated_user
+
+    async def delete_user(self, user_id: int) -> bool:
+        user = self.users_db.pop(user_id, None)
+        if user is not None:
+            del self.user_ids_by_email[user.email.lower()]
+        return user is not None
+
+    async def list_items(self, pagination: "PaginationParams") -> list[Item]:
+        items = self.items
+        if pagination.sort_by is not MISSING:
+            items = sorted(items, key=attrgetter(pagination.sort_by.value), reverse=pagination.order == "desc")
+        return items[pagination.skip : pagination.skip + pagination.limit]
 
 
-database = InMemoryDB()
+# The in-memory store, unless DATABASE_URL names a database (see Async Database Operations).
+database: Database = InMemoryDB()
 
 
 # The article introduces get_db under Dependency Injection; it stands here because the routes below need it.
-# The article's yields a session to close it after the request. This store has nothing to close, and a yield
-# dependency costs FastAPI about a quarter of a read, so it returns; an override may still yield.
-async def get_db() -> InMemoryDB:
-    """Get the database; a test or a real database session takes its place through app.dependency_overrides."""
+# The article's yields a session to close it after the request. Here each store method opens its own session
+# (SQLDatabase), and a yield dependency costs FastAPI about a quarter of a read, so it returns; an override may
+# still yield.
+async def get_db() -> Database:
+    """Get the database; a test's store takes its place through app.dependency_overrides."""
     return database
 
 
-Db = Annotated[InMemoryDB, Depends(get_db)]
+Db = Annotated[Database, Depends(get_db)]
 UserId = Annotated[int, Path(gt=0, description="The ID of the user")]
 
 # Routes live on APIRouters, included into the app under "API Routers and Structure". The "" paths answer
@@ -252,26 +348,32 @@ UserId = Annotated[int, Path(gt=0, description="The ID of the user")]
 users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
 
 
-def get_user_or_404(db: InMemoryDB, user_id: int) -> UserInDB:
-    if user_id not in db.users_db:
+def user_or_404(user: StoredUser | None) -> StoredUser:
+    if user is None:
         raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
-    return db.users_db[user_id]
+    return user
 
 
+# The article's @app.post("/users")
 @users_router.post(
     "",
     response_model=UserResponse,
     status_code=status.HTTP_201_CREATED,
-    responses={400: error_response(Message, "Email already registered, or the body is not valid JSON")},
+    responses={
+        400: error_response(Message, "Email already registered, or the body is not valid JSON"),
+        415: NOT_JSON,
+    },
 )
-async def create_user(user: UserCreate, db: Db) -> UserInDB:
+async def create_user(user: UserCreate, db: Db) -> StoredUser:
     """Create a new user."""
     # bcrypt takes a quarter of a second by design: in a thread, so the event loop keeps serving others.
     hashed_password = await run_in_threadpool(get_password_hash, user.password)
-    # No await between the check and the insert, so concurrent sign-ups with one email can't both get in.
-    if db.get_user_by_email(user.email) is not None:
+    # The store checks the email and adds the user in one step (a unique index, in a database), so concurrent
+    # sign-ups with one email can't both get in.
+    new_user = await db.add_user(user, hashed_password)
+    if new_user is None:
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
-    return db.add_user(user, hashed_password)
+    return new_user
 
 
 @users_router.get("", response_model=list[UserResponse])
@@ -282,37 +384,33 @@ async def list_users(
     # A UserRole, not the article's str, so /docs offers a dropdown and a typo is a 422. MISSING, as in
     # UserUpdate: a query string has no null, so the schema shows the enum alone.
     role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
-) -> list[UserInDB]:
+) -> Sequence[StoredUser]:
     """List all users with pagination and filtering."""
-    users: Iterable[UserInDB] = db.users_db.values()
-    if role is not MISSING:
-        users = (u for u in users if u.role == role)
-    # islice reads only skip + limit records; min() keeps a huge skip within what islice accepts.
-    start = min(skip, len(db.users_db))
-    return list(islice(users, start, start + limit))
+    return await db.list_users(skip, limit, None if role is MISSING else role)
 
 
 @users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
-async def get_user(user_id: UserId, db: Db) -> UserInDB:
+async def get_user(user_id: UserId, db: Db) -> StoredUser:
     """Get a user by ID."""
-    return get_user_or_404(db, user_id)
+    return user_or_404(await db.get_user(user_id))
 
 
-@users_router.patch("/{user_id}", response_model=UserResponse, responses={400: BODY_ERROR, 404: USER_NOT_FOUND})
-async def update_user(user_id: UserId, user_update: UserUpdate, db: Db) -> UserInDB:
+@users_router.patch(
+    "/{user_id}",
+    response_model=UserResponse,
+    responses={400: BODY_ERROR, 404: USER_NOT_FOUND, 415: NOT_JSON},
+)
+async def update_user(user_id: UserId, user_update: UserUpdate, db: Db) -> StoredUser:
     """Partially update a user."""
-    user = get_user_or_404(db, user_id)
-    # Only the fields sent, already validated by UserUpdate; the stored record is replaced whole.
-    updated_user = user.model_copy(update=user_update.model_dump(exclude_unset=True))
-    db.users_db[user_id] = updated_user
-    return updated_user
+    # Only the fields sent, already validated by UserUpdate.
+    return user_or_404(await db.update_user(user_id, user_update.model_dump(exclude_unset=True)))
 
 
 @users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
 async def delete_user(user_id: UserId, db: Db) -> None:
     """Delete a user."""
-    get_user_or_404(db, user_id)
-    db.delete_user(user_id)
+    if not await db.delete_user(user_id):
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
 
 
 # --- Dependency Injection ---
@@ -367,21 +465,21 @@ async def list_items(
     db: Db,
 ) -> list[Item]:
     """List items with pagination and authentication."""
-    items = db.items
-    if pagination.sort_by is not MISSING:
-        items = sorted(items, key=attrgetter(pagination.sort_by.value), reverse=pagination.order == "desc")
-    return items[pagination.skip : pagination.skip + pagination.limit]
+    # The article's db.query(Item)...offset().limit(): each store pages and sorts (SQLDatabase in SQL).
+    return await db.list_items(pagination)
 
 
 # --- Authentication with JWT ---
 
-# A random key per process when SECRET_KEY is unset: tokens then end with the process, as the users do.
+# When SECRET_KEY is unset: a random key for this process, so tokens end with it as the in-memory users do; with a
+# database, one generated once and kept in it (start_database), so tokens last as long as the users.
 SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
 ALGORITHM = "HS256"
 ACCESS_TOKEN_EXPIRE_MINUTES = int(os.environ.get("ACCESS_TOKEN_EXPIRE_MINUTES", "30"))
 BCRYPT_ROUNDS = int(os.environ.get("BCRYPT_ROUNDS", "12"))
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
+LOGIN_ATTEMPTS_ALLOWED = 5
+LOGIN_ATTEMPT_WINDOW = timedelta(minutes=15)
+EMAIL_MAX_LENGTH = 254  # the longest address email-validator (and so EmailStr) accepts
 
 # Password hashing
 pwd_context = CryptContext(schemes=["bcrypt"], deprecated="auto", bcrypt__rounds=BCRYPT_ROUNDS)
@@ -408,9 +506,29 @@ def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = 
     return jwt.encode(to_encode, SECRET_KEY, algorithm=ALGORITHM)
 
 
-async def authenticate_user(db: InMemoryDB, email: str, password: str) -> UserInDB | None:
+class LoginForm(BaseModel):
+    """The login form: the fields of the article's OAuth2PasswordRequestForm that login reads, with a username no
+    longer than an email can be, so junk is a 422 before anything is kept."""
+
+    username: str = Field(max_length=EMAIL_MAX_LENGTH, description="Your email")
+    password: str = Field(json_schema_extra={"format": "password"})
+
+
+email_adapter = TypeAdapter(EmailStr)
+
+
+def as_email(username: str) -> str | None:
+    """The username as sign-up stores an email (EmailStr trims it, applies Unicode NFC, lower-cases the domain),
+    or None if it is not an email."""
+    try:
+        return email_adapter.validate_python(username)
+    except ValidationError:
+        return None
+
+
+async def authenticate_user(db: Database, email: str | None, password: str) -> StoredUser | None:
     """The user with this email and password, or None. The article calls it without defining it."""
-    user = db.get_user_by_email(email)
+    user = None if email is None else await db.get_user_by_email(email)
     # A password sign-up would refuse can't be right. Check one all the same, so an unknown email takes as
     # long to refuse as a wrong password.
     if user is None or not fits_bcrypt(password):
@@ -422,35 +540,70 @@ async def authenticate_user(db: InMemoryDB, email: str, password: str) -> UserIn
 
 
 class LoginThrottle:
-    """Failed logins per (client, username): after too many within the window, refuse without checking."""
+    """Login attempts per (client, username) within the window: past the allowed number, refused without a
+    password check. Not in the article. Per process: each worker counts its own."""
 
-    def __init__(self, max_keys: int = 10_000) -> None:
-        # The latest failure times of each key, least recently failed first; at most max_keys keys.
-        self.failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+    def __init__(self, max_keys: int = 10_000, max_bytes: int = 4_000_000) -> None:
+        # The latest attempt times of each key, least recently tried first.
+        self.attempts: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self.max_keys = max_keys
+        self.max_bytes = max_bytes
+        self.bytes = 0  # the keys' size in UTF-8; each username is at most EMAIL_MAX_LENGTH characters
 
-    def retry_after(self, key: tuple[str, str]) -> int:
-        """Seconds until this key may try again; 0 if it may now."""
-        failures = self.failures.get(key)
-        if failures is None or len(failures) < LOGIN_FAILURES_ALLOWED:
-            return 0
-        window_ends = failures[0] + LOGIN_FAILURE_WINDOW.total_seconds()
-        return max(0, math.ceil(window_ends - time.monotonic()))
+    def attempt(self, key: tuple[str, str]) -> int:
+        """Count an attempt, before its password is checked: 0 if it may go ahead, else the seconds to wait."""
+        now = time.monotonic()
+        window = LOGIN_ATTEMPT_WINDOW.total_seconds()
+        attempts = self.attempts.get(key)
+        if attempts is None:
+            if not self.make_room(key_size(key), now):
+                # Every key kept is locked: refuse until the least recently tried one expires.
+                oldest = next(iter(self.attempts.values()))
+                return math.ceil(oldest[-1] + window - now)
+            attempts = self.attempts[key] = deque(maxlen=LOGIN_ATTEMPTS_ALLOWED)
+            self.bytes += key_size(key)
+        elif len(attempts) == LOGIN_ATTEMPTS_ALLOWED and attempts[0] + window > now:
+            return math.ceil(attempts[0] + window - now)
+        attempts.append(now)
+        self.attempts.move_to_end(key)
+        return 0
 
-    def record_failure(self, key: tuple[str, str]) -> None:
-        self.failures.setdefault(key, deque(maxlen=LOGIN_FAILURES_ALLOWED)).append(time.monotonic())
-        self.failures.move_to_end(key)
-        if len(self.failures) > self.max_keys:
-            self.failures.popitem(last=False)
+    def make_room(self, size: int, now: float) -> bool:
+        """Forget keys until one more of this size fits: expired keys first, then the least recently tried key
+        that is not locked. A locked key is kept for its window; False if only locked keys are left."""
+        window = LOGIN_ATTEMPT_WINDOW.total_seconds()
+        while self.attempts and self.is_full(size):
+            oldest_key, oldest = next(iter(self.attempts.items()))
+            if oldest[-1] + window <= now:  # least recently tried first, so the expired keys lead
+                self.forget(oldest_key)
+                continue
+            unlocked = (
+                key
+                for key, attempts in self.attempts.items()
+                if len(attempts) < LOGIN_ATTEMPTS_ALLOWED or attempts[0] + window <= now
+            )
+            victim = next(unlocked, None)
+            if victim is None:
+                return False
+            self.forget(victim)
+        return True
 
-    def reset(self, key: tuple[str, str]) -> None:
-        self.failures.pop(key, None)
+    def is_full(self, size: int) -> bool:
+        return len(self.attempts) >= self.max_keys or self.bytes + size > self.max_bytes
+
+    def forget(self, key: tuple[str, str]) -> None:
+        if self.attempts.pop(key, None) is not None:
+            self.bytes -= key_size(key)
+
+
+def key_size(key: tuple[str, str]) -> int:
+    return sum(len(part.encode()) for part in key)
 
 
 login_throttle = LoginThrottle()
 
 
-async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db) -> UserInDB:
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db) -> StoredUser:
     """Decode JWT and return current user."""
     credentials_exception = HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
@@ -461,23 +614,22 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db
     try:
         # require_exp: the article's would accept a token that never expires.
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
+        token_data = TokenData.model_validate({"user_id": payload.get("sub")})
     # python-jose lets a signed token whose exp, nbf or iat is null, a list or infinite escape as
-    # TypeError or OverflowError; that token is as invalid as any other.
-    except (JWTError, TypeError, OverflowError):
+    # TypeError or OverflowError; that token is as invalid as any other, as is a sub that is no id.
+    except (JWTError, TypeError, OverflowError, ValidationError):
         raise credentials_exception from None
-    token_data = TokenData(username=payload.get("sub"))
-    if token_data.username is None:
-        raise credentials_exception
 
-    user = db.get_user_by_email(token_data.username)  # the article's get_user_from_db, which it never defines
-    if user is None:
+    user = await db.get_user(token_data.user_id)  # the article's get_user_from_db, which it never defines
+    # The email too: ids start again at 1 when a store starts empty, and then name someone else.
+    if user is None or user.email != payload.get("email"):
         raise credentials_exception
     if not user.is_active:  # as in FastAPI's tutorial; the article never checks is_active
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
     return user
 
 
-CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
+CurrentUser = Annotated[StoredUser, Depends(get_current_user)]
 
 
 @app.post(
@@ -489,34 +641,37 @@ CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
         401: error_response(Message, "Incorrect username or password", header="WWW-Authenticate"),
         422: VALIDATION_ERROR,
         429: error_response(
-            ApplicationErrorResponse, "Too many failed logins: wait Retry-After seconds", header="Retry-After"
+            ApplicationErrorResponse, "Too many login attempts: wait Retry-After seconds", header="Retry-After"
         ),
     },
 )
-async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm, Depends()], db: Db) -> Token:
+async def login(request: Request, form_data: Annotated[LoginForm, Form()], db: Db) -> Token:
     """Authenticate and return JWT token. The username is the user's email."""
-    throttle_key = (request.client.host if request.client else "", form_data.username.lower())
-    if retry_after := login_throttle.retry_after(throttle_key):
+    email = as_email(form_data.username)
+    throttle_key = (request.client.host if request.client else "", (email or form_data.username).lower())
+    # Counted before the password is checked, so requests sent at once can't all get a guess in.
+    if retry_after := login_throttle.attempt(throttle_key):
         raise CustomException(
             "Too many failed login attempts, try again later",
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(retry_after)},
         )
 
-    user = await authenticate_user(db, form_data.username, form_data.password)
+    user = await authenticate_user(db, email, form_data.password)
     if user is None:
-        login_throttle.record_failure(throttle_key)
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="Incorrect username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    login_throttle.reset(throttle_key)
+    login_throttle.forget(throttle_key)
     if not user.is_active:
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
 
     access_token = create_access_token(
-        data={"sub": user.email},  # the article's user.username: here the email is the username
+        # The article's {"sub": user.username}: the id, never reused, so a token names one account, not whoever
+        # registers its email after it is deleted. The email is there for a reader of the token.
+        data={"sub": str(user.id), "email": user.email},
         expires_delta=timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
     )
     return Token(access_token=access_token, token_type="bearer")
@@ -531,7 +686,7 @@ async def login(request: Request, form_data: Annotated[OAuth2PasswordRequestForm
         401: error_response(Message, "Not authenticated, or could not validate credentials", header="WWW-Authenticate"),
     },
 )
-async def read_users_me(current_user: CurrentUser) -> UserInDB:
+async def read_users_me(current_user: CurrentUser) -> StoredUser:
     """Get current user profile."""
     # response_model=UserResponse: the article returns the stored user as it is, hash included.
     return current_user
@@ -539,14 +694,182 @@ async def read_users_me(current_user: CurrentUser) -> UserInDB:
 
 # --- Async Database Operations ---
 #
-# The store above is in memory, so there is no engine or session to create. get_db is the seam: every route
-# gets the store from it, so the article's get_async_db, a yield dependency handing out an AsyncSession,
-# takes its place with app.dependency_overrides[get_db] = get_async_db (the routes' bodies would then
-# await the session's queries instead of reading the dicts).
-#
-# Every route is `async def` and each request runs on one event loop: code between two awaits runs alone.
-# That is why create_user checks the email and inserts with no await in between, and why bcrypt, which
-# would stop that loop for a quarter of a second, runs in a thread (run_in_threadpool).
+# Unset, the app keeps its users in memory (InMemoryDB, above). Set, the same routes read and write a database
+# through SQLAlchemy's asyncio extension: sqlite+aiosqlite:///./app.db, or the article's
+# postgresql+asyncpg://user:password@localhost/dbname.
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that reads back in UTC with its offset: SQLite keeps none and hands back naive datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# DeclarativeBase, Mapped and mapped_column: SQLAlchemy 2's spelling of the article's declarative_base() and Column.
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    # AUTOINCREMENT: SQLite would otherwise give a deleted user's id to the next one; PostgreSQL never reuses one.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the article's index=True: a primary key has one already
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))  # unique, whatever its case: the index below
+    name: Mapped[str] = mapped_column(String(100))
+    hashed_password: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    role: Mapped[str] = mapped_column(String(10))  # role and is_active: the article's models have them, its table not
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+# Ada@example.com and ada@example.com are one address: the database itself refuses the second, even from
+# sign-ups sent at the same moment, and finds a user by email through this index.
+Index("ix_users_email_lower", func.lower(User.email), unique=True)
+
+
+class ItemRow(Base):
+    """The catalogue's table: the article's SQLAlchemy Item, which it never defines (Item is the response model)."""
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price: Mapped[float]
+
+
+class Setting(Base):
+    """What the app keeps with its data: the key tokens are signed with, if SECRET_KEY is unset. Not in the article."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+def open_engine(url: str) -> AsyncEngine:
+    """The article's create_async_engine (without echo=True, which logs every query), or a stop with one line."""
+    try:
+        return create_async_engine(url)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL, a driver that is not installed
+        raise SystemExit(
+            f"DATABASE_URL is not usable: {exc} "
+            "(examples: sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname)"
+        ) from None
+
+
+engine = open_engine(DATABASE_URL) if DATABASE_URL else None
+# async_sessionmaker: SQLAlchemy 2's spelling of the article's sessionmaker(class_=AsyncSession).
+AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+
+
+# The article's get_async_db, line for line, but not a yield dependency: today's FastAPI runs the code after a
+# yield once the response is on its way, so a commit that failed there would follow a 201 and lose the user.
+# Each SQLDatabase method opens it with `async with`, and so commits before the route returns.
+@asynccontextmanager
+async def get_async_db() -> AsyncIterator[AsyncSession]:
+    async with AsyncSessionLocal() as session:
+        try:
+            yield session
+            await session.commit()
+        except Exception:
+            await session.rollback()
+            raise
+
+
+class SQLDatabase:
+    """The Database the routes use when DATABASE_URL is set: one session, and as few queries as it takes, a call."""
+
+    async def get_user(self, user_id: int) -> User | None:
+        if user_id > MAX_ID:
+            return None
+        async with get_async_db() as db:
+            return await db.get(User, user_id)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        async with get_async_db() as db:
+            return await db.scalar(select(User).where(func.lower(User.email) == func.lower(email)))
+
+    async def add_user(self, user: UserCreate, hashed_password: str) -> User | None:
+        new_user = User(**user.model_dump(exclude={"password"}), hashed_password=hashed_password)
+        try:
+            async with get_async_db() as db:
+                db.add(new_user)  # no refresh, as the article has: the insert hands back the new id
+        except IntegrityError:  # the email index: taken, if only by a sign-up a moment ago
+            return None
+        return new_user
+
+    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> Sequence[User]:
+        query = select(User).order_by(User.id).offset(min(skip, MAX_ID)).limit(limit)
+        if role is not None:
+            query = query.where(User.role == role)
+        async with get_async_db() as db:
+            return (await db.scalars(query)).all()
+
+    async def update_user(self, user_id: int, changes: dict[str, Any]) -> User | None:
+        if not changes:
+            return await self.get_user(user_id)
+        if user_id > MAX_ID:
+            return None
+        async with get_async_db() as db:
+            # One statement: a user deleted meanwhile is simply not found.
+            return await db.scalar(update(User).where(User.id == user_id).values(changes).returning(User))
+
+    async def delete_user(self, user_id: int) -> bool:
+        if user_id > MAX_ID:
+            return False
+        async with get_async_db() as db:
+            return await db.scalar(delete(User).where(User.id == user_id).returning(User.id)) is not None
+
+    async def list_items(self, pagination: "PaginationParams") -> list[Item]:
+        query = select(ItemRow).offset(min(pagination.skip, MAX_ID)).limit(pagination.limit)
+        if pagination.sort_by is not MISSING:
+            column = getattr(ItemRow, pagination.sort_by.value)
+            query = query.order_by(column.desc() if pagination.order == "desc" else column)
+        query = query.order_by(ItemRow.id)
+        async with get_async_db() as db:
+            return [Item.model_validate(row) for row in await db.scalars(query)]
+
+
+if engine is not None:
+    database = SQLDatabase()
+
+
+async def start_database() -> None:
+    """At start-up, with a database: create the tables, add the catalogue, and use the key kept there."""
+    global SECRET_KEY
+    if engine is None:
+        return
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Workers starting together take turns, so only the first creates and fills the tables.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(1)"))
+            await connection.run_sync(Base.metadata.create_all)
+            if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
+                await connection.execute(insert(ItemRow), [item.model_dump() for item in CATALOGUE])
+            stored_key = await connection.scalar(select(Setting.value).where(Setting.name == "secret_key"))
+            if stored_key is None:
+                stored_key = secrets.token_urlsafe(32)
+                await connection.execute(insert(Setting).values(name="secret_key", value=stored_key))
+    except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, no such database, ...
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        print(f"DATABASE_URL {engine.url.render_as_string()}: cannot use it: {reason}", file=sys.stderr, flush=True)
+        # Exit here, on that one line: an exception would have uvicorn print a traceback a page long.
+        os._exit(1)
+    if not os.environ.get("SECRET_KEY"):
+        SECRET_KEY = stored_key
+
+
+async def stop_database() -> None:
+    if engine is not None:
+        await engine.dispose()
 
 
 # --- Error Handling ---
@@ -565,13 +888,19 @@ class CustomException(Exception):
 @app.exception_handler(CustomException)
 async def custom_exception_handler(request: Request, exc: CustomException) -> JSONResponse:
     """Handle custom exceptions."""
-    body = ApplicationErrorResponse(detail=exc.detail, path=str(request.url))
+    # The path alone, not the article's str(request.url): that echoes whatever Host header a client sent.
+    body = ApplicationErrorResponse(detail=exc.detail, path=request.url.path)
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
 @app.exception_handler(RequestValidationError)
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Handle validation errors with custom format."""
+    # A form or text sent to a JSON route: FastAPI leaves such a body unread, as bytes. Not a field error either.
+    if isinstance(exc.body, bytes):
+        body = Message(detail="Send the body as JSON, with Content-Type: application/json")
+        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content=body.model_dump())
+
     errors = exc.errors()
     # Broken JSON is not a field error: a 400, as FastAPI answers any other body it cannot parse.
     if any(error["type"] == "json_invalid" for error in errors):
@@ -609,7 +938,8 @@ app.include_router(items_router)
 
 # --- Interactive Documentation ---
 #
-# FastAPI builds these from the routes and models above; nothing to write:
+# FastAPI builds these from the routes and models above; FastAPIOffline (at the top) serves Swagger UI's and
+# ReDoc's files from the app, under /static-offline-docs:
 #   Swagger UI:   http://localhost:8000/docs   (Authorize: username is the email; X-API-Key for /items)
 #   ReDoc:        http://localhost:8000/redoc
 #   OpenAPI JSON: http://localhost:8000/openapi.json

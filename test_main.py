@@ -1,10 +1,18 @@
-"""Tests for main.py, one group per article section: `pytest -k auth` runs one section."""
+"""Tests for main.py, one group per article section: `pytest -k auth` runs one section.
+
+Each test runs on every store: `memory`, `sqlite` and, when TEST_DATABASE_URL names one, `postgresql`
+(`pytest -k sqlite` runs one).
+"""
 
 import asyncio
 import inspect
 import json
+import math
+import os
 import re
 import shlex
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import ANY
@@ -13,6 +21,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import main
 from main import app
@@ -25,18 +35,41 @@ client = TestClient(app)
 ADA = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "analytical1"}
 CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 
+# A PostgreSQL database the tests may empty, e.g. postgresql+asyncpg://app:app@localhost/app_test (.ci/run makes one).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+SQL_BACKENDS = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
+
+
+@pytest.fixture(params=["memory", *SQL_BACKENDS])
+def backend(request):
+    return request.param
+
 
 @pytest.fixture(autouse=True)
-def fresh_state(monkeypatch):
-    monkeypatch.setattr(main, "database", main.InMemoryDB())
+def fresh_state(backend, monkeypatch, tmp_path):
     monkeypatch.setattr(main, "login_throttle", main.LoginThrottle())
-    yield
+    monkeypatch.setattr(main, "SECRET_KEY", main.SECRET_KEY)  # a database's start-up sets its own
+    if backend == "memory":
+        monkeypatch.setattr(main, "database", main.InMemoryDB())
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/test.db" if backend == "sqlite" else TEST_DATABASE_URL
+        if backend == "postgresql":
+            asyncio.run(drop_tables(url))
+        engine = main.open_engine(url)
+        monkeypatch.setattr(main, "engine", engine)
+        monkeypatch.setattr(main, "AsyncSessionLocal", async_sessionmaker(engine, expire_on_commit=False))
+        monkeypatch.setattr(main, "database", main.SQLDatabase())
+    # The lifespan runs, as under uvicorn: it creates the tables, and every request of the test shares its loop.
+    with client:
+        yield
     app.dependency_overrides.clear()
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
+async def drop_tables(url):
+    engine = main.open_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(main.Base.metadata.drop_all)
+    await engine.dispose()
 
 
 def create_user(**fields):
@@ -52,14 +85,32 @@ def login(username=ADA["email"], password=ADA["password"]):
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def token_for(claims, key=main.SECRET_KEY, algorithm="HS256"):
-    return {"Authorization": f"Bearer {jwt.encode(claims, key, algorithm=algorithm)}"}
+def token_for(claims, key=None, algorithm="HS256"):
+    return {"Authorization": f"Bearer {jwt.encode(claims, key or main.SECRET_KEY, algorithm=algorithm)}"}
 
 
 def user_json(user_id=1, **fields):
     """A user as the API shows it."""
     user = {k: v for k, v in ADA.items() if k != "password"}
     return {**user, "role": "user", "id": user_id, "created_at": ANY, "is_active": True, **fields}
+
+
+def stored(method, *args):
+    """What the store's method returns, called on the app's event loop: stored("get_user", 1)."""
+    assert client.portal is not None
+    return client.portal.call(getattr(main.database, method), *args)
+
+
+def send_at_once(method, path, requests):
+    """Send the requests all at once, as separate clients would, and return the responses in order."""
+
+    async def send():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await asyncio.gather(*(ac.request(method, path, **request) for request in requests))
+
+    assert client.portal is not None
+    return client.portal.call(send)
 
 
 # --- Basic Application ---
@@ -153,9 +204,9 @@ def test_crud_create_stores_a_bcrypt_hash_and_never_shows_it():
     assert r.status_code == 201, r.text
     assert r.json() == user_json()
     assert "password" not in r.text
-    stored = main.database.users_db[1]
-    assert stored.hashed_password.startswith("$2b$")
-    assert main.verify_password(ADA["password"], stored.hashed_password)
+    hashed_password = stored("get_user", 1).hashed_password
+    assert hashed_password.startswith("$2b$")
+    assert main.verify_password(ADA["password"], hashed_password)
 
 
 def test_crud_duplicate_email_is_refused_whatever_its_case():
@@ -163,7 +214,7 @@ def test_crud_duplicate_email_is_refused_whatever_its_case():
     r = client.post("/users", json={**ADA, "email": "ADA@Example.COM"})
     assert r.status_code == 400, r.text
     assert r.json() == {"detail": "Email already registered"}
-    assert len(main.database.users_db) == 1
+    assert client.get("/users").json() == [user_json()]
 
 
 def test_crud_list_pages_in_creation_order_and_filters_by_role():
@@ -233,15 +284,15 @@ def test_crud_patch_changes_only_the_fields_sent():
 
 def test_crud_patch_cannot_change_fields_the_model_does_not_own():
     created = create_user()
-    hashed_password = main.database.users_db[1].hashed_password
+    hashed_password = stored("get_user", 1).hashed_password
     r = client.patch(
         "/users/1",
         json={"id": 9, "email": "eve@example.com", "created_at": "2000-01-01T00:00:00Z", "hashed_password": "x"},
     )
     assert r.status_code == 200, r.text
     assert r.json() == created
-    assert main.database.users_db[1].hashed_password == hashed_password
-    assert main.database.get_user_by_email("eve@example.com") is None
+    assert stored("get_user", 1).hashed_password == hashed_password
+    assert stored("get_user_by_email", "eve@example.com") is None
 
 
 def test_crud_delete_then_gone_and_email_free_and_id_not_reused():
@@ -262,7 +313,7 @@ def test_deps_items_list_the_catalogue_with_the_api_key():
     r = client.get("/items", headers=API_KEY)
     assert r.status_code == 200, r.text
     items = r.json()
-    assert len(items) == len(main.database.items) >= 5
+    assert len(items) == len(main.CATALOGUE) >= 5
     assert items[0] == {"id": 1, "name": "Keyboard", "price": 49.99}
 
 
@@ -328,19 +379,20 @@ def test_deps_get_db_can_be_overridden():
     assert client.get("/items", headers=API_KEY).json() == [{"id": 42, "name": "Override", "price": 1.0}]
     create_user()
     assert list(other.users_db) == [1]
-    assert main.database.users_db == {}
+    app.dependency_overrides.clear()
+    assert client.get("/users").json() == []
 
 
 # --- Authentication with JWT ---
 
 
-def test_auth_login_returns_a_bearer_token_for_the_email():
+def test_auth_login_returns_a_bearer_token_naming_the_user():
     create_user()
     r = client.post("/token", data={"username": ADA["email"], "password": ADA["password"]})
     assert r.status_code == 200, r.text
     assert r.json() == {"access_token": ANY, "token_type": "bearer"}
     claims = jwt.decode(r.json()["access_token"], main.SECRET_KEY, algorithms=["HS256"])
-    assert claims == {"sub": "ada@example.com", "exp": ANY}
+    assert claims == {"sub": "1", "email": "ada@example.com", "exp": ANY}
     expires_in = datetime.fromtimestamp(claims["exp"], UTC) - datetime.now(UTC)
     assert timedelta(minutes=29) < expires_in <= timedelta(minutes=30)
 
@@ -354,7 +406,13 @@ def test_auth_username_is_case_insensitive():
 
 @pytest.mark.parametrize(
     ("username", "password"),
-    [("ada@example.com", "wrong-password1"), ("nobody@example.com", "analytical1"), ("", "x"), ("ada", "")],
+    [
+        ("ada@example.com", "wrong-password1"),
+        ("nobody@example.com", "analytical1"),
+        ("ada", "analytical1"),
+        ("", "x"),
+        ("ada", ""),
+    ],
 )
 def test_auth_wrong_password_and_unknown_user_look_the_same(username, password):
     create_user()
@@ -367,12 +425,41 @@ def test_auth_wrong_password_and_unknown_user_look_the_same(username, password):
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_auth_unknown_user_still_checks_a_password(monkeypatch):
+@pytest.mark.parametrize("username", ["nobody@example.com", "not an email"])
+def test_auth_unknown_user_still_checks_a_password(monkeypatch, username):
     checks = []
     monkeypatch.setattr(main.pwd_context, "dummy_verify", lambda: checks.append("dummy"))
-    r = client.post("/token", data={"username": "nobody@example.com", "password": "analytical1"})
+    r = client.post("/token", data={"username": username, "password": "analytical1"})
     assert r.status_code == 401, r.text
     assert checks == ["dummy"]
+
+
+@pytest.mark.parametrize(
+    ("signed_up", "logs_in"),
+    [
+        (" sp@example.com ", " sp@example.com "),
+        (" sp@example.com ", "sp@example.com"),
+        ("rene\u0301@example.com", "rene\u0301@example.com"),
+        ("rene\u0301@example.com", "ren\u00e9@example.com"),
+        ("bob@xn--bcher-kva.de", "bob@xn--bcher-kva.de"),
+        ("bob@xn--bcher-kva.de", "BOB@B\u00fccher.de"),
+        ("Ada Lovelace <ada@example.com>", "ada@example.com"),
+    ],
+)
+def test_auth_the_email_that_signed_up_logs_in(signed_up, logs_in):
+    email = create_user(email=signed_up)["email"]
+    r = client.get("/users/me", headers=login(username=logs_in))
+    assert r.status_code == 200, r.text
+    assert r.json()["email"] == email
+
+
+def test_auth_a_username_longer_than_an_email_is_422_and_not_kept():
+    r = client.post("/token", data={"username": "a" * 250 + "@example.com", "password": "x"})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"] == [
+        {"field": "body -> username", "message": "String should have at most 254 characters", "type": "string_too_long"}
+    ]
+    assert not main.login_throttle.attempts
 
 
 def test_auth_hashing_and_checking_run_off_the_event_loop(monkeypatch):
@@ -414,53 +501,78 @@ def in_minutes(minutes):
     return datetime.now(UTC) + timedelta(minutes=minutes)
 
 
+ADA_CLAIMS = {"sub": "1", "email": ADA["email"]}
+
+
 @pytest.mark.parametrize(
-    "headers",
+    "claims",
     [
-        {"Authorization": "Bearer not-a-jwt"},
-        token_for({"sub": ADA["email"], "exp": in_minutes(-1)}),
-        token_for({"sub": ADA["email"], "exp": in_minutes(5)}, key="another-key"),
-        token_for({"sub": ADA["email"], "exp": in_minutes(5)}, algorithm="HS512"),
-        token_for({"exp": in_minutes(5)}),
-        token_for({"sub": ADA["email"]}),
-        token_for({"sub": 42, "exp": in_minutes(5)}),
-        token_for({"sub": "nobody@example.com", "exp": in_minutes(5)}),
-        token_for({"sub": ADA["email"], "exp": None}),
-        token_for({"sub": ADA["email"], "exp": float("inf")}),
-        token_for({"sub": ADA["email"], "exp": in_minutes(5), "nbf": [1]}),
-        # alg "none": the same claims, unsigned
-        {"Authorization": "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZGFAZXhhbXBsZS5jb20ifQ."},
+        {**ADA_CLAIMS, "exp": in_minutes(-1)},
+        {"email": ADA["email"], "exp": in_minutes(5)},
+        ADA_CLAIMS,
+        {**ADA_CLAIMS, "sub": 1, "exp": in_minutes(5)},
+        {**ADA_CLAIMS, "sub": ADA["email"], "exp": in_minutes(5)},
+        {**ADA_CLAIMS, "sub": "9" * 40, "exp": in_minutes(5)},
+        {**ADA_CLAIMS, "sub": "2", "exp": in_minutes(5)},
+        {**ADA_CLAIMS, "email": "eve@example.com", "exp": in_minutes(5)},
+        {"sub": "1", "exp": in_minutes(5)},
+        {**ADA_CLAIMS, "exp": None},
+        {**ADA_CLAIMS, "exp": float("inf")},
+        {**ADA_CLAIMS, "exp": in_minutes(5), "nbf": [1]},
     ],
     ids=[
-        "garbage",
         "expired",
-        "other-key",
-        "other-alg",
         "no-sub",
         "no-exp",
         "int-sub",
+        "email-sub",
+        "huge-sub",
         "unknown",
+        "other-email",
+        "no-email",
         "null-exp",
         "infinite-exp",
         "list-nbf",
-        "alg-none",
     ],
 )
-def test_auth_me_rejects_bad_tokens(headers):
+def test_auth_me_rejects_bad_claims(claims):
     create_user()
-    r = client.get("/users/me", headers=headers)
+    r = client.get("/users/me", headers=token_for(claims))
     assert r.status_code == 401, r.text
     assert r.json() == {"detail": "Could not validate credentials"}
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_auth_token_of_a_deleted_user_is_rejected():
+@pytest.mark.parametrize(
+    "token",
+    [
+        lambda: "not-a-jwt",
+        lambda: jwt.encode({**ADA_CLAIMS, "exp": in_minutes(5)}, "another-key", algorithm="HS256"),
+        lambda: jwt.encode({**ADA_CLAIMS, "exp": in_minutes(5)}, main.SECRET_KEY, algorithm="HS512"),
+        # alg "none": Ada's claims, unsigned
+        lambda: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwiZW1haWwiOiJhZGFAZXhhbXBsZS5jb20ifQ.",
+    ],
+    ids=["garbage", "other-key", "other-alg", "alg-none"],
+)
+def test_auth_me_rejects_bad_tokens(token):
+    create_user()
+    r = client.get("/users/me", headers={"Authorization": f"Bearer {token()}"})
+    assert r.status_code == 401, r.text
+    assert r.json() == {"detail": "Could not validate credentials"}
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_auth_token_of_a_deleted_user_is_rejected_even_once_the_email_signs_up_again():
     create_user()
     headers = login()
     client.delete("/users/1")
     r = client.get("/users/me", headers=headers)
     assert r.status_code == 401, r.text
     assert r.json() == {"detail": "Could not validate credentials"}
+    create_user(name="Someone else")
+    r = client.get("/users/me", headers=headers)
+    assert r.status_code == 401, r.text
+    assert client.get("/users/me", headers=login()).json() == user_json(user_id=2, name="Someone else")
 
 
 def test_auth_inactive_user_cannot_log_in_or_use_a_token():
@@ -491,10 +603,52 @@ def test_auth_throttle_refuses_after_five_failures_without_checking(monkeypatch)
     assert r.json() == {
         "error": "Application Error",
         "detail": "Too many failed login attempts, try again later",
-        "path": "http://testserver/token",
+        "path": "/token",
     }
     assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
     assert checks == []
+
+
+def test_auth_throttle_holds_against_a_burst(monkeypatch):
+    create_user()
+    checks = []
+
+    def counting_verify(*args):
+        checks.append(args)
+        return main.pwd_context.verify(*args)
+
+    monkeypatch.setattr(main, "verify_password", counting_verify)
+    guesses = [{"username": ADA["email"], "password": f"wrong-password{i}"} for i in range(29)]
+    responses = send_at_once("POST", "/token", [{"data": form} for form in [*guesses, ADA_FORM]])
+    assert len(checks) == 5
+    assert [r.status_code for r in responses] == [401] * 5 + [429] * 25
+
+
+ADA_FORM = {"username": ADA["email"], "password": ADA["password"]}
+
+
+def test_auth_throttle_counts_every_spelling_of_an_email_as_one():
+    create_user()
+    for username in [
+        "ada@example.com",
+        " ada@example.com",
+        "ADA@example.com",
+        "ada@EXAMPLE.com ",
+        "Ada <ada@example.com>",
+    ]:
+        r = client.post("/token", data={"username": username, "password": "wrong-password1"})
+        assert r.status_code == 401, r.text
+    r = client.post("/token", data=ADA_FORM)
+    assert r.status_code == 429, r.text
+
+
+def test_auth_throttle_path_is_never_the_host_a_client_sent():
+    fail_logins(5, username="nobody@example.com")
+    r = client.post(
+        "/token", data={"username": "nobody@example.com", "password": "x"}, headers={"Host": "evil.example"}
+    )
+    assert r.status_code == 429, r.text
+    assert r.json()["path"] == "/token"
 
 
 def test_auth_throttle_spares_other_accounts_and_resets_on_success():
@@ -511,19 +665,45 @@ def test_auth_throttle_spares_other_accounts_and_resets_on_success():
 def test_auth_throttle_lets_a_key_in_again_after_the_window(monkeypatch):
     create_user()
     fail_logins(5)
-    later = main.time.monotonic() + main.LOGIN_FAILURE_WINDOW.total_seconds()
+    later = main.time.monotonic() + main.LOGIN_ATTEMPT_WINDOW.total_seconds()
     monkeypatch.setattr(main.time, "monotonic", lambda: later)
     assert login()
 
 
-def test_auth_throttle_memory_is_bounded():
+def keys(*names):
+    return [("testclient", f"{name}@example.com") for name in names]
+
+
+def test_auth_throttle_memory_is_bounded_in_keys_and_bytes():
     throttle = main.LoginThrottle(max_keys=3)
-    for i in range(10):
-        throttle.record_failure(("testclient", f"user{i}@example.com"))
-    assert list(throttle.failures) == [("testclient", f"user{i}@example.com") for i in (7, 8, 9)]
-    for _ in range(10):
-        throttle.record_failure(("testclient", "user9@example.com"))
-    assert len(throttle.failures[("testclient", "user9@example.com")]) == main.LOGIN_FAILURES_ALLOWED
+    for key in keys(*"abcdefg"):
+        assert throttle.attempt(key) == 0
+    assert list(throttle.attempts) == keys("e", "f", "g")
+    throttle = main.LoginThrottle(max_bytes=len("testclient") * 2 + len("a@example.com") * 2)
+    for key in keys(*"abc"):
+        throttle.attempt(key)
+    assert list(throttle.attempts) == keys("b", "c")
+    assert throttle.bytes == throttle.max_bytes
+
+
+def test_auth_throttle_when_full_forgets_expired_keys_first_and_never_a_locked_one(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    window = main.LOGIN_ATTEMPT_WINDOW.total_seconds()
+    throttle = main.LoginThrottle(max_keys=2)
+    throttle.attempt(keys("old")[0])
+    now[0] += window
+    for _ in range(5):
+        throttle.attempt(keys("locked")[0])
+    throttle.attempt(keys("new")[0])  # "old" has expired: it goes, though "locked" was tried less recently
+    assert list(throttle.attempts) == keys("locked", "new")
+    throttle.attempt(keys("newer")[0])  # full again: "new" goes, "locked" stays locked
+    assert list(throttle.attempts) == keys("locked", "newer")
+    assert throttle.attempt(keys("locked")[0]) > 0
+    for _ in range(5):
+        throttle.attempt(keys("newer")[0])
+    assert throttle.attempt(keys("newest")[0]) == math.ceil(window)  # only locked keys: refused, not forgotten
+    assert list(throttle.attempts) == keys("locked", "newer")
 
 
 # --- Async Database Operations ---
@@ -533,25 +713,87 @@ def test_async_get_db_is_an_async_dependency():
     assert inspect.iscoroutinefunction(main.get_db)
 
 
-async def post_users(payloads):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
-        return await asyncio.gather(*(ac.post("/users", json=payload) for payload in payloads))
-
-
-@pytest.mark.anyio
-async def test_async_simultaneous_signups_with_one_email_create_one_user():
-    responses = await post_users([ADA] * 32)
+def test_async_simultaneous_signups_with_one_email_create_one_user():
+    responses = send_at_once("POST", "/users", [{"json": ADA}] * 32)
     assert sorted(r.status_code for r in responses) == [201] + [400] * 31
-    assert len(main.database.users_db) == 1
+    assert {r.json()["detail"] for r in responses if r.status_code == 400} == {"Email already registered"}
+    assert [u["email"] for u in client.get("/users").json()] == [ADA["email"]]
 
 
-@pytest.mark.anyio
-async def test_async_simultaneous_signups_get_distinct_ids():
-    responses = await post_users([{**ADA, "email": f"u{i}@example.com"} for i in range(64)])
+def test_async_simultaneous_signups_get_distinct_ids():
+    responses = send_at_once("POST", "/users", [{"json": {**ADA, "email": f"u{i}@example.com"}} for i in range(64)])
     assert [r.status_code for r in responses] == [201] * 64
     assert sorted(r.json()["id"] for r in responses) == list(range(1, 65))
-    assert len(main.database.users_db) == 64
+    assert len(client.get("/users", params={"limit": 100}).json()) == 64
+
+
+def test_async_the_tables_are_the_articles():
+    users = main.Base.metadata.tables["users"]
+    assert list(users.columns.keys()) == ["id", "email", "name", "hashed_password", "created_at", "role", "is_active"]
+    [email_index] = users.indexes
+    assert (email_index.unique, str(email_index.expressions[0])) == (True, "lower(users.email)")
+    assert list(main.Base.metadata.tables["items"].columns.keys()) == ["id", "name", "price"]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_async_users_and_tokens_outlive_a_restart(backend):
+    create_user()
+    headers = login()
+    client.__exit__()
+    client.__enter__()  # another start-up, on the same database
+    assert client.get("/users/me", headers=headers).json() == user_json()
+    assert client.get("/items", headers=API_KEY).json() == [item.model_dump() for item in main.CATALOGUE]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_async_a_commit_that_fails_is_a_500_and_keeps_nothing(backend, monkeypatch):
+    async def failing_commit(self):
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AsyncSession, "commit", failing_commit)
+        r = TestClient(app, raise_server_exceptions=False).post("/users", json=ADA)
+    assert r.status_code == 500, r.text
+    assert r.json() == {"error": "Internal Server Error", "detail": "An unexpected error occurred"}
+    assert client.get("/users").json() == []
+    create_user()  # and the email is still free
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_async_pages_are_limit_and_offset_in_sql(backend):
+    statements = []
+    assert main.engine is not None
+    event.listen(main.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    client.get("/users", params={"skip": 1, "limit": 2, "role": "admin"})
+    client.get("/items", headers=API_KEY, params={"skip": 1, "limit": 2, "sort_by": "price"})
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert len(selects) == 2
+    for select in selects:
+        assert re.search(r"ORDER BY .* LIMIT .* OFFSET", select, re.DOTALL), select
+    assert "WHERE users.role" in selects[0]
+
+
+@pytest.mark.parametrize("backend", ["memory"])  # each starts an app of its own
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("not a url", "is not usable: Could not parse SQLAlchemy URL from given URL string"),
+        ("postgresql://user:hunter2@localhost/dbname", "is not usable: No module named 'psycopg'"),
+        ("sqlite:///./app.db", "is not usable: The asyncio extension requires an async driver"),
+        ("postgresql+asyncpg://user:hunter2@127.0.0.1:1/dbname", "postgresql+asyncpg://user:***@127.0.0.1:1/dbname"),
+        ("sqlite+aiosqlite:////no/such/folder/app.db", "cannot use it: unable to open database file"),
+    ],
+    ids=["malformed", "no-driver", "sync-driver", "unreachable", "unopenable"],
+)
+def test_async_a_database_url_that_cannot_work_stops_the_app_with_one_line(backend, url, problem):
+    start = "from fastapi.testclient import TestClient; import main; TestClient(main.app).__enter__()"
+    env = {**os.environ, "DATABASE_URL": url}
+    r = subprocess.run([sys.executable, "-c", start], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    [line] = r.stderr.splitlines()
+    assert line.startswith("DATABASE_URL"), line
+    assert problem in line
+    assert "hunter2" not in line
 
 
 # --- Error Handling ---
@@ -576,6 +818,27 @@ def test_errors_unparseable_body_is_400(body):
     r = client.post("/users", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json() == {"detail": "There was an error parsing the body"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body"),
+    [
+        (
+            "POST",
+            "/users",
+            "application/x-www-form-urlencoded",
+            "email=ada%40example.com&name=Ada&password=analytical1",
+        ),
+        ("POST", "/users", "text/plain", json.dumps(ADA)),
+        ("PATCH", "/users/1", "application/x-www-form-urlencoded", "name=Countess"),
+    ],
+)
+def test_errors_a_body_that_is_not_json_is_415(method, path, content_type, body):
+    create_user()
+    r = client.request(method, path, content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 415, r.text
+    assert r.json() == {"detail": "Send the body as JSON, with Content-Type: application/json"}
+    assert client.get("/users").json() == [user_json()]
 
 
 @pytest.mark.parametrize("body", [b"[]", b'"ada"', b"null", b""])
@@ -604,8 +867,7 @@ def test_errors_unexpected_exception_is_a_bare_500():
         yield
 
     app.dependency_overrides[main.get_db] = broken_db
-    with TestClient(app, raise_server_exceptions=False) as failing_client:
-        r = failing_client.get("/users/1")
+    r = TestClient(app, raise_server_exceptions=False).get("/users/1")
     assert r.status_code == 500, r.text
     assert r.json() == {"error": "Internal Server Error", "detail": "An unexpected error occurred"}
     assert "hunter2" not in r.text
@@ -703,6 +965,7 @@ def schema_name(response):
 
 
 INVALID = {"422": "ValidationErrorResponse"}
+NOT_JSON = {"415": "Message"}
 
 
 @pytest.mark.parametrize(
@@ -716,10 +979,14 @@ INVALID = {"422": "ValidationErrorResponse"}
             {"200": "Token", "400": "Message", "401": "Message", **INVALID, "429": "ApplicationErrorResponse"},
         ),
         ("get", "/users/me", {"200": "UserResponse", "400": "Message", "401": "Message"}),
-        ("post", "/users", {"201": "UserResponse", "400": "Message", **INVALID}),
+        ("post", "/users", {"201": "UserResponse", "400": "Message", **INVALID, **NOT_JSON}),
         ("get", "/users", {"200": "list[UserResponse]", **INVALID}),
         ("get", "/users/{user_id}", {"200": "UserResponse", "404": "Message", **INVALID}),
-        ("patch", "/users/{user_id}", {"200": "UserResponse", "400": "Message", "404": "Message", **INVALID}),
+        (
+            "patch",
+            "/users/{user_id}",
+            {"200": "UserResponse", "400": "Message", "404": "Message", **INVALID, **NOT_JSON},
+        ),
         ("delete", "/users/{user_id}", {"204": None, "404": "Message", **INVALID}),
         ("get", "/items", {"200": "list[Item]", "401": "Message", **INVALID}),
     ],
