@@ -133,6 +133,8 @@ class UserResponse(UserBase):
     # is_active required, as every response has them, though they have defaults.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
+    # A stored email was checked at sign-up: read back as it is, since checking it again costs more than the query.
+    email: str = Field(json_schema_extra={"format": "email"})
     id: int
     created_at: datetime
     is_active: bool = True
@@ -756,7 +758,7 @@ class Setting(Base):
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine (without echo=True, which logs every query), or a stop with one line."""
     try:
-        return create_async_engine(url)
+        return create_async_engine(url, pool_size=20)
     except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL, a driver that is not installed
         raise SystemExit(
             f"DATABASE_URL is not usable: {exc} "
@@ -789,11 +791,11 @@ class SQLDatabase:
     async def get_user(self, user_id: int) -> User | None:
         if user_id > MAX_ID:
             return None
-        async with get_async_db() as db:
+        async with AsyncSessionLocal() as db:
             return await db.get(User, user_id)
 
     async def get_user_by_email(self, email: str) -> User | None:
-        async with get_async_db() as db:
+        async with AsyncSessionLocal() as db:
             return await db.scalar(select(User).where(func.lower(User.email) == func.lower(email)))
 
     async def add_user(self, user: UserCreate, hashed_password: str) -> User | None:
@@ -809,7 +811,7 @@ class SQLDatabase:
         query = select(User).order_by(User.id).offset(min(skip, MAX_ID)).limit(limit)
         if role is not None:
             query = query.where(User.role == role)
-        async with get_async_db() as db:
+        async with AsyncSessionLocal() as db:
             return (await db.scalars(query)).all()
 
     async def update_user(self, user_id: int, changes: dict[str, Any]) -> User | None:
@@ -833,7 +835,7 @@ class SQLDatabase:
             column = getattr(ItemRow, pagination.sort_by.value)
             query = query.order_by(column.desc() if pagination.order == "desc" else column)
         query = query.order_by(ItemRow.id)
-        async with get_async_db() as db:
+        async with AsyncSessionLocal() as db:
             return [Item.model_validate(row) for row in await db.scalars(query)]
 
 

@@ -759,18 +759,53 @@ def test_async_a_commit_that_fails_is_a_500_and_keeps_nothing(backend, monkeypat
     create_user()  # and the email is still free
 
 
+def selects_sent(*requests):
+    """The SELECT statements (and their parameters) the database gets while the requests are answered."""
+    statements = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    assert main.engine is not None
+    event.listen(main.engine.sync_engine, "before_cursor_execute", record)
+    for request in requests:
+        request()
+    event.remove(main.engine.sync_engine, "before_cursor_execute", record)
+    return statements
+
+
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 def test_async_pages_are_limit_and_offset_in_sql(backend):
-    statements = []
-    assert main.engine is not None
-    event.listen(main.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    client.get("/users", params={"skip": 1, "limit": 2, "role": "admin"})
-    client.get("/items", headers=API_KEY, params={"skip": 1, "limit": 2, "sort_by": "price"})
-    selects = [s for s in statements if s.startswith("SELECT")]
+    selects = selects_sent(
+        lambda: client.get("/users", params={"skip": 1, "limit": 2, "role": "admin"}),
+        lambda: client.get("/items", headers=API_KEY, params={"skip": 1, "limit": 2, "sort_by": "price"}),
+    )
     assert len(selects) == 2
-    for select in selects:
-        assert re.search(r"ORDER BY .* LIMIT .* OFFSET", select, re.DOTALL), select
-    assert "WHERE users.role" in selects[0]
+    for statement, _ in selects:
+        assert re.search(r"ORDER BY .* LIMIT .* OFFSET", statement, re.DOTALL), statement
+    assert "WHERE users.role" in selects[0][0]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_async_lookups_by_email_and_by_id_use_indexes(backend):
+    create_user()
+    [by_email] = selects_sent(lambda: client.post("/token", data={"username": "ADA@example.com", "password": "x"}))
+    [by_id] = selects_sent(lambda: client.get("/users/1"))
+
+    async def plan(statement, parameters):
+        assert main.engine is not None
+        async with main.engine.begin() as connection:
+            if backend == "postgresql":
+                await connection.exec_driver_sql(
+                    "SET LOCAL enable_seqscan = off"
+                )  # a table this small: a scan is cheaper
+            explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+            return " ".join(str(row) for row in await connection.exec_driver_sql(explain + statement, parameters))
+
+    assert client.portal is not None
+    assert "ix_users_email_lower" in client.portal.call(plan, *by_email)
+    assert re.search(r"INTEGER PRIMARY KEY|users_pkey", client.portal.call(plan, *by_id))
 
 
 @pytest.mark.parametrize("backend", ["memory"])  # each starts an app of its own
@@ -849,16 +884,22 @@ def test_errors_body_of_the_wrong_shape_is_422(body):
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
+    ("method", "path", "status"),
     [
-        ("/users?skip=" + "9" * 30, 200),
-        ("/users?limit=" + "9" * 30, 422),
-        ("/users/" + "9" * 40, 404),
-        ("/users/-" + "9" * 40, 422),
+        ("GET", "/users?skip=" + "9" * 30, 200),
+        ("GET", "/users?limit=" + "9" * 30, 422),
+        ("GET", "/users/" + "9" * 40, 404),
+        ("GET", f"/users/{2**31}", 404),
+        ("PATCH", "/users/" + "9" * 40, 404),
+        ("DELETE", "/users/" + "9" * 40, 404),
+        ("GET", "/users/-" + "9" * 40, 422),
+        ("GET", "/items?skip=" + "9" * 30, 200),
     ],
 )
-def test_errors_huge_numbers_are_never_a_500(path, status):
-    assert client.get(path).status_code == status
+def test_errors_huge_numbers_are_never_a_500(method, path, status):
+    create_user()
+    r = client.request(method, path, headers=API_KEY, json={"name": "X"} if method == "PATCH" else None)
+    assert r.status_code == status, r.text
 
 
 def test_errors_unexpected_exception_is_a_bare_500():
