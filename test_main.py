@@ -968,6 +968,25 @@ def test_docs_pages_are_served(path, marker):
     assert marker in r.text
 
 
+@pytest.mark.parametrize(
+    ("path", "assets"),
+    [
+        ("/docs", ["swagger-ui.css", "favicon.png", "swagger-ui-bundle.js"]),
+        ("/redoc", ["favicon.png", "redoc.standalone.js"]),
+        ("/docs/oauth2-redirect", []),
+    ],
+)
+def test_docs_pages_load_everything_from_the_app(path, assets):
+    page = client.get(path).text
+    assert "//" not in page, "an address outside the app"
+    links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert links == [f"/static-offline-docs/{asset}" for asset in assets]
+    for link in links:
+        r = client.get(link)
+        assert r.status_code == 200, link
+        assert len(r.content) > 1000, link
+
+
 def test_docs_security_schemes_are_declared():
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert schemes == {
