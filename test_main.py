@@ -1137,6 +1137,13 @@ def without_times_and_tokens(body):
     return json.loads(re.sub(r'"(created_at|access_token)":"[^"]*"', r'"\1":"..."', body))
 
 
+def test_docs_readme_links_stay_in_the_repository():
+    links = re.findall(r"\]\(([^)]+)\)", README)
+    assert links, "the README has lost its links"
+    for link in links:
+        assert link.startswith("http://localhost:8000/") or (Path(__file__).parent / link).is_file(), link
+
+
 def test_docs_readme_walkthrough_prints_what_it_shows():
     walkthrough = readme_walkthrough()
     assert len(walkthrough) > 20, "the README's Walkthrough has lost its examples"
