@@ -758,6 +758,8 @@ class Setting(Base):
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine (without echo=True, which logs every query), or a stop with one line."""
     try:
+        # pool_size: SQLAlchemy keeps 5 connections by default, and opens and closes any more a busy worker needs
+        # for each request, which costs more than the query.
         return create_async_engine(url, pool_size=20)
     except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL, a driver that is not installed
         raise SystemExit(
@@ -786,7 +788,8 @@ async def get_async_db() -> AsyncIterator[AsyncSession]:
 
 
 class SQLDatabase:
-    """The Database the routes use when DATABASE_URL is set: one session, and as few queries as it takes, a call."""
+    """The Database the routes use when DATABASE_URL is set: one session, and as few queries as it takes, a call.
+    A write opens get_async_db; a read has nothing to commit, so it opens a plain session."""
 
     async def get_user(self, user_id: int) -> User | None:
         if user_id > MAX_ID:
@@ -815,10 +818,10 @@ class SQLDatabase:
             return (await db.scalars(query)).all()
 
     async def update_user(self, user_id: int, changes: dict[str, Any]) -> User | None:
-        if not changes:
-            return await self.get_user(user_id)
         if user_id > MAX_ID:
             return None
+        if not changes:
+            return await self.get_user(user_id)
         async with get_async_db() as db:
             # One statement: a user deleted meanwhile is simply not found.
             return await db.scalar(update(User).where(User.id == user_id).values(changes).returning(User))
