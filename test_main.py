@@ -33,7 +33,6 @@ main.pwd_context.update(bcrypt__rounds=4)
 client = TestClient(app)
 
 ADA = {"email": "ada@example.com", "name": "Ada Lovelace", "password": "analytical1"}
-CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 
 # A PostgreSQL database the tests may empty, e.g. postgresql+asyncpg://app:app@localhost/app_test (.ci/run makes one).
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
