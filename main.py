@@ -1,8 +1,10 @@
 """The companion app for "How to Create REST APIs with FastAPI": the whole article in one module, in its order.
 
-Run with: uvicorn main:app --reload
+Where the code differs from the article, a comment says why (README.md lists each difference under the article's
+headings); what the article never had says "Not in the article".
 """
 
+import logging
 import math
 import os
 import secrets
@@ -10,14 +12,15 @@ import string
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import islice
 from operator import attrgetter
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NoReturn
 
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -26,36 +29,33 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
 from passlib.context import CryptContext
-from pydantic import (
-    MISSING,
-    BaseModel,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StrictBool,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-)
+from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import DateTime, Dialect, Index, String, TypeDecorator, delete, func, insert, select, text, update
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import DateTime, Dialect, Index, String, TypeDecorator, delete, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from starlette.datastructures import FormData, MutableHeaders
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 # --- Basic Application ---
 
 
-# The article has no start-up code; a database needs its tables before the first request. A lifespan is
-# today's spelling of start-up and shut-down (on_event is deprecated).
+# Not in the article: with a database, start_database (under Async Database Operations) makes its tables before
+# the first request. A lifespan is today's spelling of start-up and shut-down (on_event is deprecated).
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await start_database()
     yield
-    await stop_database()
+    if engine is not None:
+        await engine.dispose()
 
 
-# FastAPIOffline is the article's FastAPI(...) whose /docs and /redoc load Swagger UI and ReDoc from the app itself
+# FastAPIOffline is the article's FastAPI(...), whose /docs and /redoc load Swagger UI and ReDoc from the app itself
 # (the fastapi-offline package ships them), not from a CDN: the docs work offline and behind a firewall.
 app = FastAPIOffline(
     title="My API",
@@ -74,7 +74,41 @@ async def root() -> dict[str, str]:
 @app.get("/health")
 async def health_check() -> dict[str, str]:
     """Health check endpoint for monitoring."""
+    await ping_database()  # Not in the article: with a database, a 503 when it does not answer
     return {"status": "healthy"}
+
+
+# Run with: uvicorn main:app --reload. `python main.py` runs just that, and reads no further: uvicorn imports
+# this file again to serve it.
+if __name__ == "__main__":
+    uvicorn.run("main:app", reload=True)
+    sys.exit()
+
+
+class Settings(BaseSettings):
+    """Not in the article: the settings, from the environment or a .env file (README.md says what each is for)."""
+
+    # The environment wins over .env; an empty value counts as unset.
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    database_url: str = ""
+    secret_key: str = ""
+    api_key: str = "expected-api-key"
+    access_token_expire_minutes: int = Field(default=30, gt=0, description="a whole number of minutes, 1 or more")
+    bcrypt_rounds: int = Field(default=12, ge=4, le=14, description="a whole number from 4 to 14")
+    login_attempts: int = Field(default=5, gt=0, description="a whole number, 1 or more")
+    login_window_minutes: int = Field(default=15, gt=0, description="a whole number of minutes, 1 or more")
+    sql_echo: bool = Field(default=False, description="true or false")
+    database_timeout: float = Field(default=5, gt=0, description="a number of seconds, more than 0")
+
+
+try:
+    settings = Settings()
+except ValidationError as exc:  # one line for each setting that cannot be used, not a traceback
+    names = [str(error["loc"][0]) for error in exc.errors()]
+    sys.exit(
+        "\n".join(f"{name.upper()} is not valid: it takes {Settings.model_fields[name].description}" for name in names)
+    )
 
 
 # --- Request and Response Models ---
@@ -96,15 +130,10 @@ class UserBase(BaseModel):
     role: UserRole = UserRole.USER
 
 
-def fits_bcrypt(password: str) -> bool:
-    """bcrypt reads only the first 72 bytes and fails on a NUL: any other password would be cut short or crash."""
-    return len(password.encode()) <= 72 and "\x00" not in password
-
-
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
-    # The pattern is the rule password_strength checks: one ASCII digit, and no NUL anywhere.
+    # The pattern states password_strength's rule in the schema, for /docs and client generators.
     password: str = Field(
         min_length=8,
         max_length=72,
@@ -112,16 +141,15 @@ class UserCreate(UserBase):
         json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},
     )
 
-    # field_validator is Pydantic v2's name for the article's validator. PydanticCustomError keeps the message as
+    # field_validator: Pydantic v2's name for the article's validator. PydanticCustomError keeps the message as
     # written (a ValueError would read "Value error, Password must ...").
     @field_validator("password")
     @classmethod
     def password_strength(cls, v: str) -> str:
-        """Validate password has at least one digit and fits bcrypt."""
-        # ASCII digits only (isdigit would also take "²"), so the rule is exactly the schema's pattern.
-        if not any(c in string.digits for c in v):
+        """Validate password has at least one digit."""
+        if not any(c in string.digits for c in v):  # 0-9 only, as the pattern: isdigit would also take "²"
             raise PydanticCustomError("value_error", "Password must contain at least one digit")
-        if not fits_bcrypt(v):
+        if not fits_bcrypt(v):  # Not in the article: bcrypt would cut a longer password short
             raise PydanticCustomError("value_error", "Password must be at most 72 bytes in UTF-8, with no NUL")
         return v
 
@@ -129,19 +157,18 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    # from_attributes: Pydantic v2's name for the article's orm mode. The other: the schema marks role and
-    # is_active required, as every response has them, though they have defaults.
+    # from_attributes: Pydantic v2's name for the article's orm_mode. The schema marks all fields required: every
+    # response has them all.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
-    # A stored email was checked at sign-up: read back as it is, since checking it again costs more than the query.
-    email: str = Field(json_schema_extra={"format": "email"})
+    email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
     created_at: datetime
     is_active: bool = True
 
 
 class UserInDB(UserResponse):
-    """A stored user: what the response shows, plus the password hash it never shows."""
+    """Not in the article, which keeps no password: a stored user, with the hash that login checks."""
 
     hashed_password: str
 
@@ -149,37 +176,15 @@ class UserInDB(UserResponse):
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
-    # MISSING rather than the article's None: a field left out stays as it is, and null is a 422. StrictBool:
-    # 0, 1 or "yes" is not a boolean.
+    # MISSING rather than the article's None: a field left out stays as it is, and a null is a 422, as is an
+    # is_active of 0, 1 or "yes" (strict).
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100)
     role: UserRole | MISSING = MISSING
-    is_active: StrictBool | MISSING = MISSING
+    is_active: bool | MISSING = Field(default=MISSING, strict=True)
 
 
-class Item(BaseModel):
-    """A catalogue item, listed by GET /items."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    price: float
-
-
-class Token(BaseModel):
-    access_token: str
-    token_type: str
-
-
-class TokenData(BaseModel):
-    # The article's username: a token's sub is now the user's id (see login), never reused.
-    user_id: int = Field(gt=0)
-
-
-# The error bodies the app sends, as models so the OpenAPI document shows them exactly.
-ALWAYS_SENT = ConfigDict(json_schema_serialization_defaults_required=True)
-
-
+# Not in the article: the bodies the handlers under Error Handling send, as models, so that the OpenAPI document
+# shows each route's errors as they are.
 class Message(BaseModel):
     """FastAPI's body for an HTTPException."""
 
@@ -193,25 +198,14 @@ class FieldError(BaseModel):
 
 
 class ValidationErrorResponse(BaseModel):
-    model_config = ALWAYS_SENT
-
-    error: Literal["Validation Error"] = "Validation Error"
+    error: Literal["Validation Error"]
     details: list[FieldError]
 
 
 class ApplicationErrorResponse(BaseModel):
-    model_config = ALWAYS_SENT
-
-    error: Literal["Application Error"] = "Application Error"
+    error: Literal["Application Error"]
     detail: str
     path: str
-
-
-class InternalErrorResponse(BaseModel):
-    model_config = ALWAYS_SENT
-
-    error: Literal["Internal Server Error"] = "Internal Server Error"
-    detail: str = "An unexpected error occurred"
 
 
 def error_response(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
@@ -224,14 +218,154 @@ def error_response(model: type[BaseModel], description: str, header: str | None 
 
 VALIDATION_ERROR = error_response(ValidationErrorResponse, "Validation Error")
 USER_NOT_FOUND = error_response(Message, "User not found")
-BODY_ERROR = error_response(Message, "The body is not valid JSON")
 NOT_JSON = error_response(Message, "The body is not JSON: send it with Content-Type: application/json")
+EMAIL_TAKEN = error_response(Message, "Email already registered, or the body is not valid JSON")
+BAD_JSON = error_response(Message, "The body is not valid JSON")
 
 
 # --- CRUD Endpoints ---
 
-# The catalogue GET /items lists; a database gets it once, at its first start.
-CATALOGUE = [
+# In-memory database for demonstration
+users_db: dict[int, UserInDB] = {}
+user_id_counter = 1
+# Not in the article: lower-cased email -> id, so that the duplicate check is one lookup, not a scan of all users.
+user_ids_by_email: dict[str, int] = {}
+
+# Not in the article: the largest id PostgreSQL's INTEGER holds. A larger id or skip is a 422, on every store.
+MAX_ID = 2**31 - 1
+UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The ID of the user")]
+
+# The article has oauth2_scheme and get_current_user under Authentication with JWT. They stand here so that any
+# route below can take the current user: `current_user: CurrentUser`.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+
+
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> UserInDB:
+    """Decode JWT and return current user."""
+    credentials_exception = HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="Could not validate credentials",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+    try:
+        # require_exp: the article's would take a token that never expires. The sub is the user's id (see login).
+        payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
+        token_data = TokenData.model_validate({"user_id": payload.get("sub")})
+    # python-jose lets a signed token whose exp is null, a list or infinite escape as TypeError or OverflowError.
+    except (JWTError, TypeError, OverflowError, ValidationError):
+        raise credentials_exception from None
+
+    user = await get_user_from_db(token_data.user_id)
+    # The email too: ids start again at 1 when a store starts empty, and would then name someone else.
+    if user is None or user.email != payload.get("email"):
+        raise credentials_exception
+    if not user.is_active:  # as in FastAPI's tutorial; the article never checks is_active
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
+    return user
+
+
+CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
+
+# The article's routes are on its app; these are on routers, included under API Routers and Structure. The ""
+# paths answer /users itself, where "/" would redirect /users to /users/.
+users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
+
+
+@users_router.post(
+    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN, 415: NOT_JSON}
+)
+async def create_user(user: UserCreate) -> UserInDB:
+    """Create a new user."""
+    global user_id_counter
+
+    # bcrypt takes a quarter of a second by design: in a thread, so that the app serves others meanwhile.
+    hashed_password = await run_in_threadpool(get_password_hash, user.password)
+
+    # Check if email already exists: one lookup, whatever the email's case
+    if user.email.lower() in user_ids_by_email:
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
+
+    # Create user record, with the password's hash: the password itself is never kept
+    user_data = user.model_dump(exclude={"password"})
+    user_data["id"] = user_id_counter
+    user_data["created_at"] = datetime.now(UTC)  # not the article's utcnow(): deprecated, and it has no timezone
+    user_data["is_active"] = True
+    user_data["hashed_password"] = hashed_password
+    new_user = UserInDB(**user_data)  # a model, not the dict, so that no read has to validate it again
+
+    users_db[user_id_counter] = new_user
+    user_ids_by_email[new_user.email.lower()] = user_id_counter
+    user_id_counter += 1
+
+    return new_user
+
+
+@users_router.get("", response_model=list[UserResponse])
+async def list_users(
+    skip: Annotated[int, Query(ge=0, le=MAX_ID, description="Number of records to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
+    # A UserRole, not the article's str: /docs offers a drop-down, and a typo is a 422. MISSING, as in UserUpdate.
+    role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
+) -> list[UserInDB]:
+    """List all users with pagination and filtering."""
+    users = iter(users_db.values())
+
+    # Apply role filter
+    if role is not MISSING:
+        users = (u for u in users if u.role == role)
+
+    # Apply pagination: islice reads skip + limit users, where the article copies every one into a list first
+    return list(islice(users, skip, skip + limit))
+
+
+@users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
+async def get_user(user_id: UserId) -> UserInDB:
+    """Get a user by ID."""
+    if user_id not in users_db:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
+    return users_db[user_id]
+
+
+@users_router.patch(
+    "/{user_id}", response_model=UserResponse, responses={400: BAD_JSON, 404: USER_NOT_FOUND, 415: NOT_JSON}
+)
+async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
+    """Partially update a user."""
+    if user_id not in users_db:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
+
+    # Update only provided fields, in a new copy of the stored model
+    update_data = user_update.model_dump(exclude_unset=True)
+    users_db[user_id] = users_db[user_id].model_copy(update=update_data)
+
+    return users_db[user_id]
+
+
+@users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
+async def delete_user(user_id: UserId) -> None:
+    """Delete a user."""
+    if user_id not in users_db:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
+    del user_ids_by_email[users_db[user_id].email.lower()]
+    del users_db[user_id]
+
+
+# --- Dependency Injection ---
+
+
+class Item(BaseModel):
+    """Not in the article, whose list_items reads an Item table it never defines: an item of the catalogue."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    price: float
+
+
+# Not in the article: the catalogue GET /items lists. A database gets a copy at its first start.
+items_db = [
     Item(id=1, name="Keyboard", price=49.99),
     Item(id=2, name="Mouse", price=19.99),
     Item(id=3, name="Monitor", price=189.0),
@@ -239,193 +373,13 @@ CATALOGUE = [
     Item(id=5, name="Webcam", price=59.0),
     Item(id=6, name="USB Hub", price=24.99),
 ]
-# The largest id PostgreSQL's Integer column holds: a larger id names no user, on every store.
-MAX_ID = 2**31 - 1
 
 
-class StoredUser(Protocol):
-    """What the routes read of a stored user, a UserInDB in memory or a User row in a database; UserResponse
-    reads the rest."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def email(self) -> str: ...
-    @property
-    def is_active(self) -> bool: ...
-    @property
-    def hashed_password(self) -> str: ...
-
-
-class Database(Protocol):
-    """What the routes ask of a store: InMemoryDB below, or SQLDatabase under Async Database Operations."""
-
-    async def get_user(self, user_id: int) -> StoredUser | None: ...
-    async def get_user_by_email(self, email: str) -> StoredUser | None: ...
-    async def add_user(self, user: UserCreate, hashed_password: str) -> StoredUser | None: ...  # None: email taken
-    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> Sequence[StoredUser]: ...
-    async def update_user(self, user_id: int, changes: dict[str, Any]) -> StoredUser | None: ...
-    async def delete_user(self, user_id: int) -> bool: ...
-    async def list_items(self, pagination: "PaginationParams") -> list[Item]: ...
-
-
-class InMemoryDB:
-    """In-memory database for demonstration: the article's users_db, an email index and the item catalogue.
-    No method awaits anything, so each runs whole before another request's code can."""
-
-    def __init__(self) -> None:
-        self.users_db: dict[int, UserInDB] = {}
-        # Lower-cased email -> id: a duplicate check is one lookup, not a scan of every user.
-        self.user_ids_by_email: dict[str, int] = {}
-        self.user_id_counter = 1
-        self.items = list(CATALOGUE)
-
-    async def get_user(self, user_id: int) -> UserInDB | None:
-        return self.users_db.get(user_id)
-
-    async def get_user_by_email(self, email: str) -> UserInDB | None:
-        user_id = self.user_ids_by_email.get(email.lower())
-        return None if user_id is None else self.users_db[user_id]
-
-    async def add_user(self, user: UserCreate, hashed_password: str) -> UserInDB | None:
-        if user.email.lower() in self.user_ids_by_email:
-            return None
-        new_user = UserInDB(
-            **user.model_dump(exclude={"password"}),
-            id=self.user_id_counter,
-            created_at=datetime.now(UTC),  # not the article's utcnow: deprecated, and it has no timezone
-            hashed_password=hashed_password,
-        )
-        self.users_db[new_user.id] = new_user
-        self.user_ids_by_email[new_user.email.lower()] = new_user.id
-        self.user_id_counter += 1
-        return new_user
-
-    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> list[UserInDB]:
-        users: Iterable[UserInDB] = self.users_db.values()
-        if role is not None:
-            users = (u for u in users if u.role == role)
-        # islice reads only skip + limit records; min() keeps a huge skip within what islice accepts.
-        start = min(skip, len(self.users_db))
-        return list(islice(users, start, start + limit))
-
-    async def update_user(self, user_id: int, changes: dict[str, Any]) -> UserInDB | None:
-        if user_id not in self.users_db:
-            return None
-        # The stored record is replaced whole, by a copy with the changes.
-        updated_user = self.users_db[user_id] = self.users_db[user_id].model_copy(update=changes)
-        return updated_user
-
-    async def delete_user(self, user_id: int) -> bool:
-        user = self.users_db.pop(user_id, None)
-        if user is not None:
-            del self.user_ids_by_email[user.email.lower()]
-        return user is not None
-
-    async def list_items(self, pagination: "PaginationParams") -> list[Item]:
-        items = self.items
-        if pagination.sort_by is not MISSING:
-            items = sorted(items, key=attrgetter(pagination.sort_by.value), reverse=pagination.order == "desc")
-        return items[pagination.skip : pagination.skip + pagination.limit]
-
-
-# The in-memory store, unless DATABASE_URL names a database (see Async Database Operations).
-database: Database = InMemoryDB()
-
-
-# The article introduces get_db under Dependency Injection; it stands here because the routes below need it.
-# The article's yields a session to close it after the request. Here each store method opens its own session
-# (SQLDatabase), and a yield dependency costs FastAPI about a quarter of a read, so it returns; an override may
-# still yield.
-async def get_db() -> Database:
-    """Get the database; a test's store takes its place through app.dependency_overrides."""
-    return database
-
-
-Db = Annotated[Database, Depends(get_db)]
-UserId = Annotated[int, Path(gt=0, description="The ID of the user")]
-
-# Routes live on APIRouters, included into the app under "API Routers and Structure". The "" paths answer
-# /users itself, where the article's "/" would redirect /users to /users/.
-users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
-
-
-def user_or_404(user: StoredUser | None) -> StoredUser:
-    if user is None:
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
-    return user
-
-
-# The article's @app.post("/users")
-@users_router.post(
-    "",
-    response_model=UserResponse,
-    status_code=status.HTTP_201_CREATED,
-    responses={
-        400: error_response(Message, "Email already registered, or the body is not valid JSON"),
-        415: NOT_JSON,
-    },
-)
-async def create_user(user: UserCreate, db: Db) -> StoredUser:
-    """Create a new user."""
-    # bcrypt takes a quarter of a second by design: in a thread, so the event loop keeps serving others.
-    hashed_password = await run_in_threadpool(get_password_hash, user.password)
-    # The store checks the email and adds the user in one step (a unique index, in a database), so concurrent
-    # sign-ups with one email can't both get in.
-    new_user = await db.add_user(user, hashed_password)
-    if new_user is None:
-        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
-    return new_user
-
-
-@users_router.get("", response_model=list[UserResponse])
-async def list_users(
-    db: Db,
-    skip: Annotated[int, Query(ge=0, description="Number of records to skip")] = 0,
-    limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
-    # A UserRole, not the article's str, so /docs offers a dropdown and a typo is a 422. MISSING, as in
-    # UserUpdate: a query string has no null, so the schema shows the enum alone.
-    role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
-) -> Sequence[StoredUser]:
-    """List all users with pagination and filtering."""
-    return await db.list_users(skip, limit, None if role is MISSING else role)
-
-
-@users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
-async def get_user(user_id: UserId, db: Db) -> StoredUser:
-    """Get a user by ID."""
-    return user_or_404(await db.get_user(user_id))
-
-
-@users_router.patch(
-    "/{user_id}",
-    response_model=UserResponse,
-    responses={400: BODY_ERROR, 404: USER_NOT_FOUND, 415: NOT_JSON},
-)
-async def update_user(user_id: UserId, user_update: UserUpdate, db: Db) -> StoredUser:
-    """Partially update a user."""
-    # Only the fields sent, already validated by UserUpdate.
-    return user_or_404(await db.update_user(user_id, user_update.model_dump(exclude_unset=True)))
-
-
-@users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
-async def delete_user(user_id: UserId, db: Db) -> None:
-    """Delete a user."""
-    if not await db.delete_user(user_id):
-        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
-
-
-# --- Dependency Injection ---
-
-API_KEY = os.environ.get("API_KEY", "expected-api-key")
-
-
-class ItemField(StrEnum):
-    """The fields GET /items can sort by."""
-
-    ID = "id"
-    NAME = "name"
-    PRICE = "price"
+# Database session dependency. The article's yields a SQLAlchemy session it never defines; this one hands out the
+# in-memory catalogue. With a database, routes get a session from get_async_db (Async Database Operations).
+async def get_db() -> list[Item]:
+    """Get the in-memory catalogue."""
+    return items_db
 
 
 class PaginationParams:
@@ -433,9 +387,9 @@ class PaginationParams:
 
     def __init__(
         self,
-        skip: Annotated[int, Query(ge=0)] = 0,  # the article's took any integer, negative too
+        skip: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,  # the article's takes any integer, negative too
         limit: Annotated[int, Query(ge=1, description="Capped at 100")] = 10,
-        sort_by: ItemField | MISSING = MISSING,  # an enum, as role in list_users
+        sort_by: Literal["id", "name", "price"] | MISSING = MISSING,  # the fields: /docs offers them, typos are 422
         order: Literal["asc", "desc"] = "asc",
     ) -> None:
         self.skip = skip
@@ -444,50 +398,59 @@ class PaginationParams:
         self.order = order
 
 
-# A security scheme rather than the article's plain Header: /docs offers it under Authorize, and a missing
-# key is the same 401 as a wrong one instead of a 422.
+# A security scheme rather than the article's plain Header: /docs offers it under Authorize, and a missing key is
+# the same 401 as a wrong one instead of a 422.
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def verify_api_key(x_api_key: Annotated[str | None, Security(api_key_header)]) -> str:
     """Verify API key from header."""
-    # compare_digest takes as long wherever the keys differ, so a key can't be guessed byte by byte.
-    if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), API_KEY.encode()):
+    # The key from the settings. compare_digest takes as long wherever two keys differ: no guessing byte by byte.
+    if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), settings.api_key.encode()):
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail="Invalid API key")
     return x_api_key
 
 
 items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
+INVALID_API_KEY = error_response(Message, "Invalid API key")
 
 
-@items_router.get("", response_model=list[Item], responses={401: error_response(Message, "Invalid API key")})
+@items_router.get("", response_model=list[Item], responses={401: INVALID_API_KEY})
 async def list_items(
     pagination: Annotated[PaginationParams, Depends()],
     api_key: Annotated[str, Depends(verify_api_key)],
-    db: Db,
+    db: Annotated[list[Item], Depends(get_db)],
 ) -> list[Item]:
     """List items with pagination and authentication."""
-    # The article's db.query(Item)...offset().limit(): each store pages and sorts (SQLDatabase in SQL).
-    return await db.list_items(pagination)
+    items = db
+
+    if pagination.sort_by is not MISSING:
+        items = sorted(items, key=attrgetter(pagination.sort_by), reverse=pagination.order == "desc")
+
+    return items[pagination.skip : pagination.skip + pagination.limit]
 
 
 # --- Authentication with JWT ---
 
-# When SECRET_KEY is unset: a random key for this process, so tokens end with it as the in-memory users do; with a
-# database, one generated once and kept in it (start_database), so tokens last as long as the users.
-SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
+# Configuration, from the settings: never a key published in an article. If SECRET_KEY is unset, a random one for
+# this process or, with a database, one kept in it (start_database).
+SECRET_KEY = settings.secret_key or secrets.token_urlsafe(32)
 ALGORITHM = "HS256"
-ACCESS_TOKEN_EXPIRE_MINUTES = int(os.environ.get("ACCESS_TOKEN_EXPIRE_MINUTES", "30"))
-BCRYPT_ROUNDS = int(os.environ.get("BCRYPT_ROUNDS", "12"))
-LOGIN_ATTEMPTS_ALLOWED = 5
-LOGIN_ATTEMPT_WINDOW = timedelta(minutes=15)
-EMAIL_MAX_LENGTH = 254  # the longest address email-validator (and so EmailStr) accepts
+ACCESS_TOKEN_EXPIRE_MINUTES = settings.access_token_expire_minutes
 
 # Password hashing
-pwd_context = CryptContext(schemes=["bcrypt"], deprecated="auto", bcrypt__rounds=BCRYPT_ROUNDS)
+pwd_context = CryptContext(schemes=["bcrypt"], deprecated="auto", bcrypt__rounds=settings.bcrypt_rounds)
 
-# OAuth2 scheme
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
+# OAuth2 scheme: oauth2_scheme and get_current_user stand above the CRUD routes, so that those can use them.
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str
+
+
+class TokenData(BaseModel):
+    user_id: int = Field(gt=0, le=MAX_ID)  # the article's username: a token's sub is now the user's id
 
 
 def verify_password(plain_password: str, hashed_password: str) -> bool:
@@ -503,36 +466,34 @@ def get_password_hash(password: str) -> str:
 def create_access_token(data: dict[str, Any], expires_delta: timedelta | None = None) -> str:
     """Create a JWT access token."""
     to_encode = data.copy()
-    expire = datetime.now(UTC) + (expires_delta or timedelta(minutes=15))  # not the deprecated utcnow
+    expire = datetime.now(UTC) + (expires_delta or timedelta(minutes=15))  # not the deprecated utcnow()
     to_encode.update({"exp": expire})
     return jwt.encode(to_encode, SECRET_KEY, algorithm=ALGORITHM)
 
 
-class LoginForm(BaseModel):
-    """The login form: the fields of the article's OAuth2PasswordRequestForm that login reads, with a username no
-    longer than an email can be, so junk is a 422 before anything is kept."""
-
-    username: str = Field(max_length=EMAIL_MAX_LENGTH, description="Your email")
-    password: str = Field(json_schema_extra={"format": "password"})
-
-
-email_adapter = TypeAdapter(EmailStr)
+async def get_user_from_db(user_id: int) -> UserInDB | None:
+    """The user with this id, or None. The article calls it without defining it."""
+    if engine is None:
+        return users_db.get(user_id)
+    async with AsyncSessionLocal() as db:
+        user = await db.get(User, user_id)
+    return None if user is None else UserInDB.model_validate(user)
 
 
-def as_email(username: str) -> str | None:
-    """The username as sign-up stores an email (EmailStr trims it, applies Unicode NFC, lower-cases the domain),
-    or None if it is not an email."""
-    try:
-        return email_adapter.validate_python(username)
-    except ValidationError:
-        return None
+async def get_user_by_email(email: str) -> UserInDB | None:
+    """The user with this email, whatever its case, or None."""
+    if engine is None:
+        return users_db.get(user_ids_by_email.get(email.lower(), 0))
+    async with AsyncSessionLocal() as db:
+        user = await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    return None if user is None else UserInDB.model_validate(user)
 
 
-async def authenticate_user(db: Database, email: str | None, password: str) -> StoredUser | None:
+async def authenticate_user(email: str | None, password: str) -> UserInDB | None:
     """The user with this email and password, or None. The article calls it without defining it."""
-    user = None if email is None else await db.get_user_by_email(email)
-    # A password sign-up would refuse can't be right. Check one all the same, so an unknown email takes as
-    # long to refuse as a wrong password.
+    user = None if email is None else await get_user_by_email(email)
+    # No such user, or a password sign-up refuses: check a dummy all the same, so that an unknown email takes as
+    # long to refuse as a wrong password. In threads, as hashing is.
     if user is None or not fits_bcrypt(password):
         await run_in_threadpool(pwd_context.dummy_verify)
         return None
@@ -541,99 +502,14 @@ async def authenticate_user(db: Database, email: str | None, password: str) -> S
     return user
 
 
-class LoginThrottle:
-    """Login attempts per (client, username) within the window: past the allowed number, refused without a
-    password check. Not in the article. Per process: each worker counts its own."""
+class LoginForm(BaseModel):
+    """The article's OAuth2PasswordRequestForm, as much as login reads, and no username longer than an email."""
 
-    def __init__(self, max_keys: int = 10_000, max_bytes: int = 4_000_000) -> None:
-        # The latest attempt times of each key, least recently tried first.
-        self.attempts: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self.max_keys = max_keys
-        self.max_bytes = max_bytes
-        self.bytes = 0  # the keys' size in UTF-8; each username is at most EMAIL_MAX_LENGTH characters
-
-    def attempt(self, key: tuple[str, str]) -> int:
-        """Count an attempt, before its password is checked: 0 if it may go ahead, else the seconds to wait."""
-        now = time.monotonic()
-        window = LOGIN_ATTEMPT_WINDOW.total_seconds()
-        attempts = self.attempts.get(key)
-        if attempts is None:
-            if not self.make_room(key_size(key), now):
-                # Every key kept is locked: refuse until the least recently tried one expires.
-                oldest = next(iter(self.attempts.values()))
-                return math.ceil(oldest[-1] + window - now)
-            attempts = self.attempts[key] = deque(maxlen=LOGIN_ATTEMPTS_ALLOWED)
-            self.bytes += key_size(key)
-        elif len(attempts) == LOGIN_ATTEMPTS_ALLOWED and attempts[0] + window > now:
-            return math.ceil(attempts[0] + window - now)
-        attempts.append(now)
-        self.attempts.move_to_end(key)
-        return 0
-
-    def make_room(self, size: int, now: float) -> bool:
-        """Forget keys until one more of this size fits: expired keys first, then the least recently tried key
-        that is not locked. A locked key is kept for its window; False if only locked keys are left."""
-        window = LOGIN_ATTEMPT_WINDOW.total_seconds()
-        while self.attempts and self.is_full(size):
-            oldest_key, oldest = next(iter(self.attempts.items()))
-            if oldest[-1] + window <= now:  # least recently tried first, so the expired keys lead
-                self.forget(oldest_key)
-                continue
-            unlocked = (
-                key
-                for key, attempts in self.attempts.items()
-                if len(attempts) < LOGIN_ATTEMPTS_ALLOWED or attempts[0] + window <= now
-            )
-            victim = next(unlocked, None)
-            if victim is None:
-                return False
-            self.forget(victim)
-        return True
-
-    def is_full(self, size: int) -> bool:
-        return len(self.attempts) >= self.max_keys or self.bytes + size > self.max_bytes
-
-    def forget(self, key: tuple[str, str]) -> None:
-        if self.attempts.pop(key, None) is not None:
-            self.bytes -= key_size(key)
+    username: str = Field(max_length=254, description="Your email")
+    password: str = Field(json_schema_extra={"format": "password"})
 
 
-def key_size(key: tuple[str, str]) -> int:
-    return sum(len(part.encode()) for part in key)
-
-
-login_throttle = LoginThrottle()
-
-
-async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: Db) -> StoredUser:
-    """Decode JWT and return current user."""
-    credentials_exception = HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail="Could not validate credentials",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-    try:
-        # require_exp: the article's would accept a token that never expires.
-        payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
-        token_data = TokenData.model_validate({"user_id": payload.get("sub")})
-    # python-jose lets a signed token whose exp, nbf or iat is null, a list or infinite escape as
-    # TypeError or OverflowError; that token is as invalid as any other, as is a sub that is no id.
-    except (JWTError, TypeError, OverflowError, ValidationError):
-        raise credentials_exception from None
-
-    user = await db.get_user(token_data.user_id)  # the article's get_user_from_db, which it never defines
-    # The email too: ids start again at 1 when a store starts empty, and then name someone else.
-    if user is None or user.email != payload.get("email"):
-        raise credentials_exception
-    if not user.is_active:  # as in FastAPI's tutorial; the article never checks is_active
-        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
-    return user
-
-
-CurrentUser = Annotated[StoredUser, Depends(get_current_user)]
-
-
+# Login endpoint
 @app.post(
     "/token",
     response_model=Token,
@@ -641,26 +517,29 @@ CurrentUser = Annotated[StoredUser, Depends(get_current_user)]
     responses={
         400: error_response(Message, "Inactive user, or a form that cannot be parsed"),
         401: error_response(Message, "Incorrect username or password", header="WWW-Authenticate"),
+        415: error_response(Message, "Not a form: send it as application/x-www-form-urlencoded"),
         422: VALIDATION_ERROR,
         429: error_response(
-            ApplicationErrorResponse, "Too many login attempts: wait Retry-After seconds", header="Retry-After"
+            ApplicationErrorResponse, "Too many login attempts: wait Retry-After seconds", "Retry-After"
         ),
     },
 )
-async def login(request: Request, form_data: Annotated[LoginForm, Form()], db: Db) -> Token:
+async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> dict[str, str]:
     """Authenticate and return JWT token. The username is the user's email."""
     email = as_email(form_data.username)
+    # Not in the article: a throttle, counting each attempt before its password is checked, so that requests
+    # sent all at once can't all get a guess in.
     throttle_key = (request.client.host if request.client else "", (email or form_data.username).lower())
-    # Counted before the password is checked, so requests sent at once can't all get a guess in.
     if retry_after := login_throttle.attempt(throttle_key):
         raise CustomException(
-            "Too many failed login attempts, try again later",
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(retry_after)},
+            "Too many failed login attempts, try again later", 429, headers={"Retry-After": str(retry_after)}
         )
-
-    user = await authenticate_user(db, email, form_data.password)
-    if user is None:
+    try:
+        user = await authenticate_user(email, form_data.password)
+    except Exception:
+        login_throttle.take_back(throttle_key)  # no password was checked: the database failed, say
+        raise
+    if not user:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="Incorrect username or password",
@@ -671,39 +550,122 @@ async def login(request: Request, form_data: Annotated[LoginForm, Form()], db: D
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
 
     access_token = create_access_token(
-        # The article's {"sub": user.username}: the id, never reused, so a token names one account, not whoever
-        # registers its email after it is deleted. The email is there for a reader of the token.
+        # The article's {"sub": user.username}: the id, never reused, so that a token names one account, not
+        # whoever registers its email after it is deleted. The email is there for a reader of the token.
         data={"sub": str(user.id), "email": user.email},
         expires_delta=timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
     )
-    return Token(access_token=access_token, token_type="bearer")
+
+    return {"access_token": access_token, "token_type": "bearer"}
 
 
-@app.get(
-    "/users/me",
-    response_model=UserResponse,
-    tags=["users"],
-    responses={
-        400: error_response(Message, "Inactive user"),
-        401: error_response(Message, "Not authenticated, or could not validate credentials", header="WWW-Authenticate"),
-    },
-)
-async def read_users_me(current_user: CurrentUser) -> StoredUser:
+# Protected endpoint
+@app.get("/users/me", response_model=UserResponse, tags=["users"])
+async def read_users_me(current_user: CurrentUser) -> UserInDB:
     """Get current user profile."""
     # response_model=UserResponse: the article returns the stored user as it is, hash included.
     return current_user
 
 
+def fits_bcrypt(password: str) -> bool:
+    """Not in the article: bcrypt reads only a password's first 72 bytes, and fails on a NUL."""
+    return len(password.encode()) <= 72 and "\x00" not in password
+
+
+email_adapter = TypeAdapter(EmailStr)
+
+
+def as_email(username: str) -> str | None:
+    """Not in the article: the username as sign-up keeps an email (EmailStr trims it, applies Unicode NFC and
+    lower-cases the domain), so that the email that signed up logs in. None if it is not an email."""
+    try:
+        return email_adapter.validate_python(username)
+    except ValidationError:
+        return None
+
+
+class LoginThrottle:
+    """Not in the article: at most LOGIN_ATTEMPTS password checks per (client, username) in LOGIN_WINDOW_MINUTES;
+    past that, a 429 and no check. In memory and per process: each worker counts its own."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        # Each key's latest attempts, least recently tried first: a few megabytes at most (usernames are short).
+        self.attempts: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self.max_keys = max_keys
+
+    def attempt(self, key: tuple[str, str]) -> int:
+        """Count an attempt, before its password is checked: 0 if it may go ahead, else the seconds to wait."""
+        now = time.monotonic()
+        if key not in self.attempts and not self.make_room(now):  # every key kept is locked
+            return min(self.wait(attempts, now) for attempts in self.attempts.values())
+        attempts = self.attempts.setdefault(key, deque(maxlen=settings.login_attempts))
+        if wait := self.wait(attempts, now):
+            return wait
+        attempts.append(now)
+        self.attempts.move_to_end(key)
+        return 0
+
+    def wait(self, attempts: deque[float], now: float) -> int:
+        """The seconds until a key with these attempts may try again: 0 unless locked."""
+        if len(attempts) < settings.login_attempts:
+            return 0
+        return max(0, math.ceil(attempts[0] + settings.login_window_minutes * 60 - now))
+
+    def make_room(self, now: float) -> bool:
+        """Forget least recently tried keys, never a locked one, until one more fits; False if none can go."""
+        while len(self.attempts) >= self.max_keys:
+            unlocked = (key for key, attempts in self.attempts.items() if not self.wait(attempts, now))
+            if (key := next(unlocked, None)) is None:
+                return False
+            self.forget(key)
+        return True
+
+    def take_back(self, key: tuple[str, str]) -> None:
+        """Uncount the latest attempt: its password could not be checked."""
+        if attempts := self.attempts.get(key):
+            attempts.pop()
+            if not attempts:
+                self.forget(key)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.attempts.pop(key, None)
+
+
+login_throttle = LoginThrottle()
+
+
 # --- Async Database Operations ---
-#
-# Unset, the app keeps its users in memory (InMemoryDB, above). Set, the same routes read and write a database
-# through SQLAlchemy's asyncio extension: sqlite+aiosqlite:///./app.db, or the article's
-# postgresql+asyncpg://user:password@localhost/dbname.
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+# Unset, the app keeps its data in memory, as above. Set, the database routes below serve instead (see API Routers
+# and Structure): sqlite+aiosqlite:///./app.db, or the article's postgresql+asyncpg://user:password@localhost/dbname.
+DATABASE_URL = settings.database_url
+
+
+def open_engine(url: str) -> AsyncEngine:
+    """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
+    # Not in the article: no wait for a connection, a lock or an answer lasts longer than DATABASE_TIMEOUT, and the
+    # pool keeps 20 connections, where SQLAlchemy's 5 would open and close one more for each busy request.
+    wait = settings.database_timeout
+    connect_args = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
+    try:
+        return create_async_engine(
+            url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=connect_args
+        )
+    except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
+        raise SystemExit(
+            f"DATABASE_URL is not usable: {exc} "
+            "(examples: sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname)"
+        ) from None
+
+
+engine = open_engine(DATABASE_URL) if DATABASE_URL else None
+
+# async_sessionmaker: SQLAlchemy 2's spelling of the article's sessionmaker(class_=AsyncSession).
+AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that reads back in UTC with its offset: SQLite keeps none and hands back naive datetimes."""
+    """Not in the article: a time that reads back in UTC, with its offset. SQLite keeps none."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -719,11 +681,11 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    # AUTOINCREMENT: SQLite would otherwise give a deleted user's id to the next one; PostgreSQL never reuses one.
+    # AUTOINCREMENT: SQLite would otherwise give a deleted user's id to the next one.
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: Mapped[int] = mapped_column(primary_key=True)  # the article's index=True: a primary key has one already
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))  # unique, whatever its case: the index below
+    id: Mapped[int] = mapped_column(primary_key=True)  # a primary key has an index: the article's index=True
+    email: Mapped[str] = mapped_column(String(254))  # unique whatever its case: the index below
     name: Mapped[str] = mapped_column(String(100))
     hashed_password: Mapped[str] = mapped_column(String(60))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
@@ -731,9 +693,95 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
 
 
-# Ada@example.com and ada@example.com are one address: the database itself refuses the second, even from
-# sign-ups sent at the same moment, and finds a user by email through this index.
+# Ada@example.com and ada@example.com are one address: the database itself refuses the second, even from sign-ups
+# sent at the same moment, and finds a user by email through this index.
 Index("ix_users_email_lower", func.lower(User.email), unique=True)
+
+
+# Async dependency. Routes take it with scope="function" (AsyncDb), so that its commit runs before the response is
+# sent: by default FastAPI ends it once the response is on its way, too late to report a commit that failed.
+async def get_async_db() -> AsyncIterator[AsyncSession]:
+    async with AsyncSessionLocal() as session:
+        try:
+            yield session
+            await session.commit()
+        except Exception:
+            await session.rollback()
+            raise
+
+
+AsyncDb = Annotated[AsyncSession, Depends(get_async_db, scope="function")]
+
+# Async CRUD operations: the routes of CRUD Endpoints, on the database.
+db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
+
+
+@db_users_router.post(
+    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN, 415: NOT_JSON}
+)
+async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
+    """Create a new user using async database."""
+    db_user = User(
+        **user.model_dump(exclude={"password"}),  # every field, one a learner adds too
+        hashed_password=await run_in_threadpool(get_password_hash, user.password),
+    )
+    db.add(db_user)
+    try:
+        await db.commit()
+    except IntegrityError as exc:
+        if "ix_users_email_lower" not in str(exc):  # another constraint: a bug, so a 500
+            raise
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered") from None
+    # No db.refresh(db_user), as the article has: the insert gave back the id, and created_at was set here.
+    return db_user
+
+
+@db_users_router.get("", response_model=list[UserResponse])
+async def list_db_users(
+    db: AsyncDb,
+    skip: Annotated[int, Query(ge=0, le=MAX_ID, description="Number of records to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
+    role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
+) -> Sequence[User]:
+    """List all users with pagination and filtering, from the database."""
+    query = select(User).order_by(User.id).offset(skip).limit(limit)
+    if role is not MISSING:
+        query = query.where(User.role == role)
+    return (await db.scalars(query)).all()
+
+
+@db_users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
+async def get_db_user(user_id: UserId, db: AsyncDb) -> User:
+    """Get user by ID using async database."""
+    result = await db.execute(select(User).where(User.id == user_id))
+    user: User | None = result.scalar_one_or_none()
+
+    if not user:
+        raise HTTPException(status_code=404, detail="User not found")
+
+    return user
+
+
+@db_users_router.patch(
+    "/{user_id}", response_model=UserResponse, responses={400: BAD_JSON, 404: USER_NOT_FOUND, 415: NOT_JSON}
+)
+async def update_db_user(user_id: UserId, user_update: UserUpdate, db: AsyncDb) -> User:
+    """Partially update a user in the database."""
+    update_data = user_update.model_dump(exclude_unset=True)
+    if not update_data:
+        user = await db.get(User, user_id)
+    else:  # one statement, so that a user deleted meanwhile is simply not found
+        user = await db.scalar(update(User).where(User.id == user_id).values(update_data).returning(User))
+    if not user:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
+    return user
+
+
+@db_users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
+async def delete_db_user(user_id: UserId, db: AsyncDb) -> None:
+    """Delete a user from the database."""
+    if await db.scalar(delete(User).where(User.id == user_id).returning(User.id)) is None:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
 
 
 class ItemRow(Base):
@@ -746,8 +794,28 @@ class ItemRow(Base):
     price: Mapped[float]
 
 
+db_items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
+
+
+@db_items_router.get("", response_model=list[Item], responses={401: INVALID_API_KEY})
+async def list_db_items(
+    pagination: Annotated[PaginationParams, Depends()],
+    api_key: Annotated[str, Depends(verify_api_key)],
+    db: AsyncDb,
+) -> Sequence[ItemRow]:
+    """List items with pagination and authentication, from the database."""
+    query = select(ItemRow)
+
+    if pagination.sort_by is not MISSING:
+        column = getattr(ItemRow, pagination.sort_by)
+        query = query.order_by(column.desc() if pagination.order == "desc" else column)
+
+    query = query.order_by(ItemRow.id).offset(pagination.skip).limit(pagination.limit)
+    return (await db.scalars(query)).all()
+
+
 class Setting(Base):
-    """What the app keeps with its data: the key tokens are signed with, if SECRET_KEY is unset. Not in the article."""
+    """Not in the article: the key tokens are signed with, if SECRET_KEY is unset, kept with the data."""
 
     __tablename__ = "settings"
 
@@ -755,126 +823,58 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
-def open_engine(url: str) -> AsyncEngine:
-    """The article's create_async_engine (without echo=True, which logs every query), or a stop with one line."""
-    try:
-        # pool_size: SQLAlchemy keeps 5 connections by default, and opens and closes any more a busy worker needs
-        # for each request, which costs more than the query.
-        return create_async_engine(url, pool_size=20)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:  # a malformed URL, a driver that is not installed
-        raise SystemExit(
-            f"DATABASE_URL is not usable: {exc} "
-            "(examples: sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname)"
-        ) from None
-
-
-engine = open_engine(DATABASE_URL) if DATABASE_URL else None
-# async_sessionmaker: SQLAlchemy 2's spelling of the article's sessionmaker(class_=AsyncSession).
-AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
-
-
-# The article's get_async_db, line for line, but not a yield dependency: today's FastAPI runs the code after a
-# yield once the response is on its way, so a commit that failed there would follow a 201 and lose the user.
-# Each SQLDatabase method opens it with `async with`, and so commits before the route returns.
-@asynccontextmanager
-async def get_async_db() -> AsyncIterator[AsyncSession]:
-    async with AsyncSessionLocal() as session:
-        try:
-            yield session
-            await session.commit()
-        except Exception:
-            await session.rollback()
-            raise
-
-
-class SQLDatabase:
-    """The Database the routes use when DATABASE_URL is set: one session, and as few queries as it takes, a call.
-    A write opens get_async_db; a read has nothing to commit, so it opens a plain session."""
-
-    async def get_user(self, user_id: int) -> User | None:
-        if user_id > MAX_ID:
-            return None
-        async with AsyncSessionLocal() as db:
-            return await db.get(User, user_id)
-
-    async def get_user_by_email(self, email: str) -> User | None:
-        async with AsyncSessionLocal() as db:
-            return await db.scalar(select(User).where(func.lower(User.email) == func.lower(email)))
-
-    async def add_user(self, user: UserCreate, hashed_password: str) -> User | None:
-        new_user = User(**user.model_dump(exclude={"password"}), hashed_password=hashed_password)
-        try:
-            async with get_async_db() as db:
-                db.add(new_user)  # no refresh, as the article has: the insert hands back the new id
-        except IntegrityError:  # the email index: taken, if only by a sign-up a moment ago
-            return None
-        return new_user
-
-    async def list_users(self, skip: int, limit: int, role: UserRole | None) -> Sequence[User]:
-        query = select(User).order_by(User.id).offset(min(skip, MAX_ID)).limit(limit)
-        if role is not None:
-            query = query.where(User.role == role)
-        async with AsyncSessionLocal() as db:
-            return (await db.scalars(query)).all()
-
-    async def update_user(self, user_id: int, changes: dict[str, Any]) -> User | None:
-        if user_id > MAX_ID:
-            return None
-        if not changes:
-            return await self.get_user(user_id)
-        async with get_async_db() as db:
-            # One statement: a user deleted meanwhile is simply not found.
-            return await db.scalar(update(User).where(User.id == user_id).values(changes).returning(User))
-
-    async def delete_user(self, user_id: int) -> bool:
-        if user_id > MAX_ID:
-            return False
-        async with get_async_db() as db:
-            return await db.scalar(delete(User).where(User.id == user_id).returning(User.id)) is not None
-
-    async def list_items(self, pagination: "PaginationParams") -> list[Item]:
-        query = select(ItemRow).offset(min(pagination.skip, MAX_ID)).limit(pagination.limit)
-        if pagination.sort_by is not MISSING:
-            column = getattr(ItemRow, pagination.sort_by.value)
-            query = query.order_by(column.desc() if pagination.order == "desc" else column)
-        query = query.order_by(ItemRow.id)
-        async with AsyncSessionLocal() as db:
-            return [Item.model_validate(row) for row in await db.scalars(query)]
-
-
-if engine is not None:
-    database = SQLDatabase()
-
-
 async def start_database() -> None:
-    """At start-up, with a database: create the tables, add the catalogue, and use the key kept there."""
+    """Not in the article: with a database, at start-up, make its tables, fill the catalogue and take the key kept
+    there; or stop, with one line that says what is wrong."""
     global SECRET_KEY
     if engine is None:
         return
     try:
         async with engine.begin() as connection:
+            # Workers starting together take turns, so that only the first makes and fills the tables.
             if connection.dialect.name == "postgresql":
-                # Workers starting together take turns, so only the first creates and fills the tables.
-                await connection.execute(text("SELECT pg_advisory_xact_lock(1)"))
+                await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
+            elif connection.dialect.name == "sqlite":
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
             await connection.run_sync(Base.metadata.create_all)
+            if missing := await connection.run_sync(missing_columns):
+                fresh = (
+                    f"delete {engine.url.database} to start afresh, or " if connection.dialect.name == "sqlite" else ""
+                )
+                stop(f"no column {', '.join(missing)}, which the models have: {fresh}migrate it (with Alembic, say)")
             if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
-                await connection.execute(insert(ItemRow), [item.model_dump() for item in CATALOGUE])
+                await connection.execute(insert(ItemRow), [item.model_dump() for item in items_db])
             stored_key = await connection.scalar(select(Setting.value).where(Setting.name == "secret_key"))
             if stored_key is None:
                 stored_key = secrets.token_urlsafe(32)
                 await connection.execute(insert(Setting).values(name="secret_key", value=stored_key))
     except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, no such database, ...
-        reason = exc.orig if isinstance(exc, DBAPIError) else exc
-        print(f"DATABASE_URL {engine.url.render_as_string()}: cannot use it: {reason}", file=sys.stderr, flush=True)
-        # Exit here, on that one line: an exception would have uvicorn print a traceback a page long.
-        os._exit(1)
-    if not os.environ.get("SECRET_KEY"):
+        stop(f"cannot use it: {exc.orig if isinstance(exc, DBAPIError) else exc}")
+    if not settings.secret_key:
         SECRET_KEY = stored_key
 
 
-async def stop_database() -> None:
+def missing_columns(connection: Connection) -> list[str]:
+    """The models' columns the tables lack, as "users.bio": create_all makes tables, never columns."""
+    inspector, missing = inspect(connection), []
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in present]
+    return missing
+
+
+def stop(problem: str) -> NoReturn:
+    """End the server with one line, the password hidden: an exception here would make uvicorn print a page."""
+    assert engine is not None
+    print(f"DATABASE_URL {engine.url.render_as_string()}: {problem}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+async def ping_database() -> None:
+    """Not in the article: with a database, ask it the cheapest question there is (for /health)."""
     if engine is not None:
-        await engine.dispose()
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
 
 
 # --- Error Handling ---
@@ -884,67 +884,147 @@ class CustomException(Exception):
     """Custom application exception."""
 
     def __init__(self, detail: str, status_code: int = 400, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
         self.detail = detail
         self.status_code = status_code
-        self.headers = headers  # the article's has none; the login throttle sends Retry-After
+        self.headers = headers  # the article's has none; the 429 and 503 send Retry-After
 
 
 @app.exception_handler(CustomException)
 async def custom_exception_handler(request: Request, exc: CustomException) -> JSONResponse:
     """Handle custom exceptions."""
-    # The path alone, not the article's str(request.url): that echoes whatever Host header a client sent.
-    body = ApplicationErrorResponse(detail=exc.detail, path=request.url.path)
+    # The path alone, not the article's str(request.url): that repeats whatever Host header a client sent.
+    body = ApplicationErrorResponse(error="Application Error", detail=exc.detail, path=request.url.path)
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
 @app.exception_handler(RequestValidationError)
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Handle validation errors with custom format."""
-    # A form or text sent to a JSON route: FastAPI leaves such a body unread, as bytes. Not a field error either.
-    if isinstance(exc.body, bytes):
-        body = Message(detail="Send the body as JSON, with Content-Type: application/json")
-        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content=body.model_dump())
+    # A body of the wrong kind is no field error: a 415 that says what to send, not "Field required".
+    if isinstance(exc.body, bytes):  # a form or text to a JSON route, whose body FastAPI leaves unread
+        detail = "Send the body as JSON, with Content-Type: application/json"
+        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content={"detail": detail})
+    if isinstance(exc.body, FormData) and "form" not in request.headers.get("content-type", ""):  # JSON to login
+        detail = "Send the login as a form, with Content-Type: application/x-www-form-urlencoded (OAuth2 says so)"
+        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content={"detail": detail})
 
     errors = exc.errors()
-    # Broken JSON is not a field error: a 400, as FastAPI answers any other body it cannot parse.
+    # Broken JSON is not a field error either: a 400, as FastAPI answers any other body it cannot parse.
     if any(error["type"] == "json_invalid" for error in errors):
-        body = Message(detail="There was an error parsing the body")
-        return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content=body.model_dump())
+        detail = "There was an error parsing the body"
+        return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={"detail": detail})
 
     # Never the submitted "input": it could be a password.
     details = [
-        FieldError(
-            field=" -> ".join(str(loc) for loc in error["loc"]),
-            message=error["msg"],
-            type=error["type"],
-        )
+        FieldError(field=" -> ".join(str(loc) for loc in error["loc"]), message=error["msg"], type=error["type"])
         for error in errors
     ]
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content=ValidationErrorResponse(details=details).model_dump(),
-    )
+    body = ValidationErrorResponse(error="Validation Error", details=details)
+    return JSONResponse(status_code=422, content=body.model_dump())
 
 
 @app.exception_handler(Exception)
 async def global_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     """Catch-all exception handler. Starlette still raises the exception afterwards, so the server logs it."""
-    return JSONResponse(status_code=500, content=InternalErrorResponse().model_dump())
+    return JSONResponse(
+        status_code=500, content={"error": "Internal Server Error", "detail": "An unexpected error occurred"}
+    )
+
+
+# Not in the article: what says the database is out of reach, busy or full, rather than that a query is wrong.
+# PostgreSQL's SQLSTATE classes 08 (connection), 53 (resources), 57 (cancelled, shutting down), 55P03 (lock):
+UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")
+UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+logger = logging.getLogger("uvicorn.error")
+
+
+# Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one line in the log,
+# not a 500 and a traceback. With a database, a network error or a timeout is its: it is the app's only peer.
+@app.exception_handler(DBAPIError)
+@app.exception_handler(PoolTimeoutError)
+@app.exception_handler(OSError)  # TimeoutError is one
+async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
+    unreachable = not isinstance(exc, DBAPIError) or exc.connection_invalidated or code.startswith(UNAVAILABLE)
+    if engine is None or not unreachable:
+        raise exc  # a 500 with its traceback: a bug, in a query say
+    logger.warning("%s %s: 503, the database did not answer: %r", request.method, request.url.path, reason)
+    unavailable = CustomException("The database is not answering, try again later", 503, {"Retry-After": "5"})
+    return await custom_exception_handler(request, unavailable)
 
 
 # --- API Routers and Structure ---
 
-# Routes are matched in the order they were added: /users/me, added to the app above, comes before
-# /users/{user_id}, which would take "me" for an id.
-app.include_router(users_router)
-app.include_router(items_router)
+# The in-memory routes (CRUD Endpoints, Dependency Injection), or with DATABASE_URL set, the same on the database.
+# Routes match in the order they were added: /users/me, on the app above, comes before /users/{user_id}.
+if engine is None:
+    app.include_router(users_router)
+    app.include_router(items_router)
+else:
+    app.include_router(db_users_router)
+    app.include_router(db_items_router)
 
 
 # --- Interactive Documentation ---
-#
-# FastAPI builds these from the routes and models above; FastAPIOffline (at the top) serves Swagger UI's and
-# ReDoc's files from the app, under /static-offline-docs:
-#   Swagger UI:   http://localhost:8000/docs   (Authorize: username is the email; X-API-Key for /items)
-#   ReDoc:        http://localhost:8000/redoc
-#   OpenAPI JSON: http://localhost:8000/openapi.json
+
+# FastAPI builds them from the routes and models above: http://localhost:8000/docs (Swagger UI: Authorize with your
+# email as the username, and the API key), http://localhost:8000/redoc, and http://localhost:8000/openapi.json.
+
+
+def documented(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
+    """A response as the document states it: what FastAPI makes of an error_response()."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    return response | ({"headers": {header: {"schema": {"type": "string"}}}} if header else {})
+
+
+CURRENT_USER_ERRORS = {
+    "400": documented(Message, "Inactive user"),
+    "401": documented(Message, "Not authenticated, or could not validate credentials", "WWW-Authenticate"),
+}
+DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", "Retry-After")}
+
+
+def openapi() -> dict[str, Any]:
+    """Not in the article: FastAPI's document, and what a route answers because of what it depends on: 400 and
+    401 wherever it takes the current user; with a database, 503 wherever it uses it (every route but /)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                responses = operation["responses"]
+                if {"OAuth2PasswordBearer": []} in operation.get("security", []):
+                    responses = CURRENT_USER_ERRORS | responses
+                if engine is not None and path != "/":
+                    responses = DATABASE_ERRORS | responses
+                operation["responses"] = dict(sorted(responses.items()))
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app.openapi = openapi  # type: ignore[method-assign]  # mypy forbids it; FastAPI's docs extend the document so
+
+
+class DocsPolicy:
+    """Not in the article: /docs and /redoc may load nothing from outside the app (ReDoc would fetch its logo from
+    a CDN), as a Content-Security-Policy header on those two pages tells the browser."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_policy(message: ASGIMessage) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Content-Security-Policy"] = DOCS_POLICY
+            await send(message)
+
+        on_docs = scope["type"] == "http" and scope["path"] in ("/docs", "/redoc")
+        await self.app(scope, receive, send_with_policy if on_docs else send)
+
+
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:"
+)
+app.add_middleware(DocsPolicy)
