@@ -1,14 +1,10 @@
-"""The companion app for "How to Create REST APIs with FastAPI": the whole article in one module, in its order.
-
-Where the code differs from the article, a comment says why (README.md lists each difference under the article's
-headings); what the article never had says "Not in the article".
-"""
+"""The companion app for "How to Create REST APIs with FastAPI", in the article's order. A comment says why wherever
+the code differs from the article; what the article never had says "Not in the article" (README.md lists both)."""
 
 import logging
 import math
 import os
 import secrets
-import string
 import sys
 import time
 from collections import OrderedDict, deque
@@ -16,7 +12,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from itertools import islice
 from operator import attrgetter
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -32,7 +27,7 @@ from passlib.context import CryptContext
 from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import DateTime, Dialect, Index, String, TypeDecorator, delete, func, insert, inspect, select, update
+from sqlalchemy import DateTime, Index, String, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -45,8 +40,7 @@ from starlette.types import Message as ASGIMessage
 # --- Basic Application ---
 
 
-# Not in the article: with a database, start_database (under Async Database Operations) makes its tables before
-# the first request. A lifespan is today's spelling of start-up and shut-down (on_event is deprecated).
+# Not in the article: what runs at start-up and shut-down. With a database, start_database makes its tables.
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await start_database()
@@ -55,8 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-# FastAPIOffline is the article's FastAPI(...), whose /docs and /redoc load Swagger UI and ReDoc from the app itself
-# (the fastapi-offline package ships them), not from a CDN: the docs work offline and behind a firewall.
+# FastAPIOffline is the article's FastAPI(...) with /docs and /redoc served by the app itself: they work offline.
 app = FastAPIOffline(
     title="My API",
     description="A sample REST API built with FastAPI",
@@ -74,23 +67,22 @@ async def root() -> dict[str, str]:
 @app.get("/health")
 async def health_check() -> dict[str, str]:
     """Health check endpoint for monitoring."""
-    await ping_database()  # Not in the article: with a database, a 503 when it does not answer
+    if engine is not None:  # Not in the article: ask the database too (a 503 if it does not answer)
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
     return {"status": "healthy"}
 
 
-# Run with: uvicorn main:app --reload. `python main.py` runs just that, and reads no further: uvicorn imports
-# this file again to serve it.
+# Run with: uvicorn main:app --reload. `python main.py` runs that too, and stops here: uvicorn imports main.py itself.
 if __name__ == "__main__":
     uvicorn.run("main:app", reload=True)
     sys.exit()
 
 
 class Settings(BaseSettings):
-    """Not in the article: the settings, from the environment or a .env file (README.md says what each is for)."""
+    """Not in the article: settings from the environment, else a .env file; an empty value is unset (see README.md)."""
 
-    # The environment wins over .env; an empty value counts as unset.
     model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
-
     database_url: str = ""
     secret_key: str = ""
     api_key: str = "expected-api-key"
@@ -106,9 +98,7 @@ try:
     settings = Settings()
 except ValidationError as exc:  # one line for each setting that cannot be used, not a traceback
     names = [str(error["loc"][0]) for error in exc.errors()]
-    sys.exit(
-        "\n".join(f"{name.upper()} is not valid: it takes {Settings.model_fields[name].description}" for name in names)
-    )
+    sys.exit("\n".join(f"{n.upper()} is not valid: it takes {Settings.model_fields[n].description}" for n in names))
 
 
 # --- Request and Response Models ---
@@ -126,28 +116,26 @@ class UserBase(BaseModel):
     """Base user model with shared fields."""
 
     email: EmailStr
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\u0000]*$")  # no NUL: PostgreSQL can't keep one
     role: UserRole = UserRole.USER
 
 
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
-    # The pattern states password_strength's rule in the schema, for /docs and client generators.
     password: str = Field(
         min_length=8,
-        max_length=72,
+        max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (see fits_bcrypt)
         description="8 to 72 characters, at most 72 bytes in UTF-8, with at least one digit (0-9) and no NUL",
-        json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},
+        json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},  # password_strength's rule, for /docs
     )
 
-    # field_validator: Pydantic v2's name for the article's validator. PydanticCustomError keeps the message as
-    # written (a ValueError would read "Value error, Password must ...").
+    # Pydantic v2's field_validator. PydanticCustomError keeps the message as written (no "Value error, " before it).
     @field_validator("password")
     @classmethod
     def password_strength(cls, v: str) -> str:
         """Validate password has at least one digit."""
-        if not any(c in string.digits for c in v):  # 0-9 only, as the pattern: isdigit would also take "²"
+        if not any(c in "0123456789" for c in v):  # 0-9 only, as the pattern: isdigit would also take "²"
             raise PydanticCustomError("value_error", "Password must contain at least one digit")
         if not fits_bcrypt(v):  # Not in the article: bcrypt would cut a longer password short
             raise PydanticCustomError("value_error", "Password must be at most 72 bytes in UTF-8, with no NUL")
@@ -157,14 +145,19 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    # from_attributes: Pydantic v2's name for the article's orm_mode. The schema marks all fields required: every
-    # response has them all.
+    # from_attributes: Pydantic v2's orm_mode. Every response has every field, so the schema marks them all required.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
     email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
     created_at: datetime
     is_active: bool = True
+
+    @field_validator("created_at")
+    @classmethod
+    def in_utc(cls, value: datetime) -> datetime:
+        """Not in the article: SQLite keeps no timezone, so a time read back from it is UTC."""
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class UserInDB(UserResponse):
@@ -176,18 +169,14 @@ class UserInDB(UserResponse):
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
-    # MISSING rather than the article's None: a field left out stays as it is, and a null is a 422, as is an
-    # is_active of 0, 1 or "yes" (strict).
-    name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100)
+    # MISSING, not the article's None: a null is a 422, not stored. strict: is_active must be true or false, not 0/1.
+    name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100, pattern=r"^[^\u0000]*$")
     role: UserRole | MISSING = MISSING
     is_active: bool | MISSING = Field(default=MISSING, strict=True)
 
 
-# Not in the article: the bodies the handlers under Error Handling send, as models, so that the OpenAPI document
-# shows each route's errors as they are.
-class Message(BaseModel):
-    """FastAPI's body for an HTTPException."""
-
+# Not in the article: the error bodies the handlers under Error Handling send, as models for the OpenAPI document.
+class Message(BaseModel):  # FastAPI's body for an HTTPException
     detail: str
 
 
@@ -208,19 +197,15 @@ class ApplicationErrorResponse(BaseModel):
     path: str
 
 
-def error_response(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
-    """One entry of a route's `responses`: the body's model, what it means, and the header it sends."""
-    response: dict[str, Any] = {"model": model, "description": description}
-    if header:
-        response["headers"] = {header: {"schema": {"type": "string"}}}
-    return response
-
-
-VALIDATION_ERROR = error_response(ValidationErrorResponse, "Validation Error")
-USER_NOT_FOUND = error_response(Message, "User not found")
-NOT_JSON = error_response(Message, "The body is not JSON: send it with Content-Type: application/json")
-EMAIL_TAKEN = error_response(Message, "Email already registered, or the body is not valid JSON")
-BAD_JSON = error_response(Message, "The body is not valid JSON")
+# Entries of a route's `responses`: the body's model, what it means, and any header it sends.
+VALIDATION_ERROR = {"model": ValidationErrorResponse, "description": "Validation Error"}
+USER_NOT_FOUND = {"model": Message, "description": "User not found"}
+NOT_JSON = {"model": Message, "description": "The body is not JSON: send it with Content-Type: application/json"}
+EMAIL_TAKEN = {"model": Message, "description": "Email already registered, or the body is not valid JSON"}
+BAD_JSON = {"model": Message, "description": "The body is not valid JSON"}
+INVALID_API_KEY = {"model": Message, "description": "Invalid API key"}
+WWW_AUTHENTICATE = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
 
 
 # --- CRUD Endpoints ---
@@ -228,15 +213,12 @@ BAD_JSON = error_response(Message, "The body is not valid JSON")
 # In-memory database for demonstration
 users_db: dict[int, UserInDB] = {}
 user_id_counter = 1
-# Not in the article: lower-cased email -> id, so that the duplicate check is one lookup, not a scan of all users.
-user_ids_by_email: dict[str, int] = {}
+user_ids_by_email: dict[str, int] = {}  # Not in the article: lower-cased email -> id, so no check scans every user
 
-# Not in the article: the largest id PostgreSQL's INTEGER holds. A larger id or skip is a 422, on every store.
-MAX_ID = 2**31 - 1
+MAX_ID = 2**31 - 1  # Not in the article: PostgreSQL's largest INTEGER. A larger id or skip is a 422, on every store.
 UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The ID of the user")]
 
-# The article has oauth2_scheme and get_current_user under Authentication with JWT. They stand here so that any
-# route below can take the current user: `current_user: CurrentUser`.
+# The article's oauth2_scheme and get_current_user (Authentication with JWT) stand here: routes below can use them.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
 
@@ -252,13 +234,12 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> Use
         # require_exp: the article's would take a token that never expires. The sub is the user's id (see login).
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
         token_data = TokenData.model_validate({"user_id": payload.get("sub")})
-    # python-jose lets a signed token whose exp is null, a list or infinite escape as TypeError or OverflowError.
+    # python-jose raises TypeError or OverflowError, not JWTError, for a signed token whose exp is null, a list, ...
     except (JWTError, TypeError, OverflowError, ValidationError):
         raise credentials_exception from None
 
     user = await get_user_from_db(token_data.user_id)
-    # The email too: ids start again at 1 when a store starts empty, and would then name someone else.
-    if user is None or user.email != payload.get("email"):
+    if user is None or user.email != payload.get("email"):  # the email too: in a fresh store, ids restart at 1
         raise credentials_exception
     if not user.is_active:  # as in FastAPI's tutorial; the article never checks is_active
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
@@ -267,8 +248,7 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> Use
 
 CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
 
-# The article's routes are on its app; these are on routers, included under API Routers and Structure. The ""
-# paths answer /users itself, where "/" would redirect /users to /users/.
+# On routers, not the article's app (see API Routers and Structure). "" answers /users itself; "/" would redirect.
 users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
 
 
@@ -279,14 +259,15 @@ async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
 
-    # bcrypt takes a quarter of a second by design: in a thread, so that the app serves others meanwhile.
+    # Hashed first, in a thread (bcrypt takes a quarter of a second): nothing then pauses between the email check
+    # and storing the user, so two sign-ups sent at once cannot both pass the check.
     hashed_password = await run_in_threadpool(get_password_hash, user.password)
 
     # Check if email already exists: one lookup, whatever the email's case
     if user.email.lower() in user_ids_by_email:
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
 
-    # Create user record, with the password's hash: the password itself is never kept
+    # Create user record: model_dump is Pydantic v2's dict(); the hash is kept, the password never is
     user_data = user.model_dump(exclude={"password"})
     user_data["id"] = user_id_counter
     user_data["created_at"] = datetime.now(UTC)  # not the article's utcnow(): deprecated, and it has no timezone
@@ -305,18 +286,18 @@ async def create_user(user: UserCreate) -> UserInDB:
 async def list_users(
     skip: Annotated[int, Query(ge=0, le=MAX_ID, description="Number of records to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
-    # A UserRole, not the article's str: /docs offers a drop-down, and a typo is a 422. MISSING, as in UserUpdate.
+    # A UserRole, not the article's str, and MISSING, not None: /docs offers a drop-down, and a typo is a 422.
     role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
 ) -> list[UserInDB]:
     """List all users with pagination and filtering."""
-    users = iter(users_db.values())
+    users = list(users_db.values())
 
     # Apply role filter
     if role is not MISSING:
-        users = (u for u in users if u.role == role)
+        users = [u for u in users if u.role == role]
 
-    # Apply pagination: islice reads skip + limit users, where the article copies every one into a list first
-    return list(islice(users, skip, skip + limit))
+    # Apply pagination
+    return users[skip : skip + limit]
 
 
 @users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
@@ -357,8 +338,6 @@ async def delete_user(user_id: UserId) -> None:
 class Item(BaseModel):
     """Not in the article, whose list_items reads an Item table it never defines: an item of the catalogue."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     name: str
     price: float
@@ -375,8 +354,7 @@ items_db = [
 ]
 
 
-# Database session dependency. The article's yields a SQLAlchemy session it never defines; this one hands out the
-# in-memory catalogue. With a database, routes get a session from get_async_db (Async Database Operations).
+# Database session dependency: the article's yields a session it never defines; this one returns the catalogue.
 async def get_db() -> list[Item]:
     """Get the in-memory catalogue."""
     return items_db
@@ -398,8 +376,7 @@ class PaginationParams:
         self.order = order
 
 
-# A security scheme rather than the article's plain Header: /docs offers it under Authorize, and a missing key is
-# the same 401 as a wrong one instead of a 422.
+# A security scheme, not the article's Header: /docs offers it under Authorize, and no key is a 401, not a 422.
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -412,7 +389,6 @@ async def verify_api_key(x_api_key: Annotated[str | None, Security(api_key_heade
 
 
 items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
-INVALID_API_KEY = error_response(Message, "Invalid API key")
 
 
 @items_router.get("", response_model=list[Item], responses={401: INVALID_API_KEY})
@@ -432,15 +408,13 @@ async def list_items(
 
 # --- Authentication with JWT ---
 
-# Configuration, from the settings: never a key published in an article. If SECRET_KEY is unset, a random one for
-# this process or, with a database, one kept in it (start_database).
+# Configuration, from the settings, not the code. SECRET_KEY unset: a random key (kept in the database, if any).
 SECRET_KEY = settings.secret_key or secrets.token_urlsafe(32)
 ALGORITHM = "HS256"
 ACCESS_TOKEN_EXPIRE_MINUTES = settings.access_token_expire_minutes
 
 # Password hashing
 pwd_context = CryptContext(schemes=["bcrypt"], deprecated="auto", bcrypt__rounds=settings.bcrypt_rounds)
-
 # OAuth2 scheme: oauth2_scheme and get_current_user stand above the CRUD routes, so that those can use them.
 
 
@@ -492,18 +466,15 @@ async def get_user_by_email(email: str) -> UserInDB | None:
 async def authenticate_user(email: str | None, password: str) -> UserInDB | None:
     """The user with this email and password, or None. The article calls it without defining it."""
     user = None if email is None else await get_user_by_email(email)
-    # No such user, or a password sign-up refuses: check a dummy all the same, so that an unknown email takes as
-    # long to refuse as a wrong password. In threads, as hashing is.
+    # No such user, or a password sign-up refuses: check a dummy hash anyway, to take as long as a wrong password.
     if user is None or not fits_bcrypt(password):
         await run_in_threadpool(pwd_context.dummy_verify)
         return None
-    if not await run_in_threadpool(verify_password, password, user.hashed_password):
-        return None
-    return user
+    return user if await run_in_threadpool(verify_password, password, user.hashed_password) else None
 
 
 class LoginForm(BaseModel):
-    """The article's OAuth2PasswordRequestForm, as much as login reads, and no username longer than an email."""
+    """The article's OAuth2PasswordRequestForm; the username no longer than an email, as the throttle keeps it."""
 
     username: str = Field(max_length=254, description="Your email")
     password: str = Field(json_schema_extra={"format": "password"})
@@ -515,25 +486,20 @@ class LoginForm(BaseModel):
     response_model=Token,
     tags=["auth"],
     responses={
-        400: error_response(Message, "Inactive user, or a form that cannot be parsed"),
-        401: error_response(Message, "Incorrect username or password", header="WWW-Authenticate"),
-        415: error_response(Message, "Not a form: send it as application/x-www-form-urlencoded"),
+        400: {"model": Message, "description": "Inactive user, or a form that cannot be parsed"},
+        401: {"model": Message, "description": "Incorrect username or password", "headers": WWW_AUTHENTICATE},
+        415: {"model": Message, "description": "Not a form: send it as application/x-www-form-urlencoded"},
         422: VALIDATION_ERROR,
-        429: error_response(
-            ApplicationErrorResponse, "Too many login attempts: wait Retry-After seconds", "Retry-After"
-        ),
+        429: {"model": ApplicationErrorResponse, "description": "Too many login attempts", "headers": RETRY_AFTER},
     },
 )
 async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> dict[str, str]:
     """Authenticate and return JWT token. The username is the user's email."""
     email = as_email(form_data.username)
-    # Not in the article: a throttle, counting each attempt before its password is checked, so that requests
-    # sent all at once can't all get a guess in.
+    # Not in the article: a throttle. It counts an attempt before checking it, so a burst gets no extra guesses.
     throttle_key = (request.client.host if request.client else "", (email or form_data.username).lower())
     if retry_after := login_throttle.attempt(throttle_key):
-        raise CustomException(
-            "Too many failed login attempts, try again later", 429, headers={"Retry-After": str(retry_after)}
-        )
+        raise CustomException("Too many failed login attempts, try again later", 429, {"Retry-After": str(retry_after)})
     try:
         user = await authenticate_user(email, form_data.password)
     except Exception:
@@ -546,12 +512,11 @@ async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> di
             headers={"WWW-Authenticate": "Bearer"},
         )
     login_throttle.forget(throttle_key)
-    if not user.is_active:
+    if not user.is_active:  # Not in the article, as in get_current_user
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
 
     access_token = create_access_token(
-        # The article's {"sub": user.username}: the id, never reused, so that a token names one account, not
-        # whoever registers its email after it is deleted. The email is there for a reader of the token.
+        # Not the article's username: the id, never reused, so the token names one account; the email is for readers.
         data={"sub": str(user.id), "email": user.email},
         expires_delta=timedelta(minutes=ACCESS_TOKEN_EXPIRE_MINUTES),
     )
@@ -560,10 +525,9 @@ async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> di
 
 
 # Protected endpoint
-@app.get("/users/me", response_model=UserResponse, tags=["users"])
+@app.get("/users/me", response_model=UserResponse, tags=["users"])  # the article's would send the hash too
 async def read_users_me(current_user: CurrentUser) -> UserInDB:
     """Get current user profile."""
-    # response_model=UserResponse: the article returns the stored user as it is, hash included.
     return current_user
 
 
@@ -572,12 +536,8 @@ def fits_bcrypt(password: str) -> bool:
     return len(password.encode()) <= 72 and "\x00" not in password
 
 
-email_adapter = TypeAdapter(EmailStr)
-
-
 def as_email(username: str) -> str | None:
-    """Not in the article: the username as sign-up keeps an email (EmailStr trims it, applies Unicode NFC and
-    lower-cases the domain), so that the email that signed up logs in. None if it is not an email."""
+    """Not in the article: the username as sign-up stores an email (trimmed, its domain lower-cased), else None."""
     try:
         return email_adapter.validate_python(username)
     except ValidationError:
@@ -585,8 +545,7 @@ def as_email(username: str) -> str | None:
 
 
 class LoginThrottle:
-    """Not in the article: at most LOGIN_ATTEMPTS password checks per (client, username) in LOGIN_WINDOW_MINUTES;
-    past that, a 429 and no check. In memory and per process: each worker counts its own."""
+    """Not in the article: LOGIN_ATTEMPTS password checks per (client, username) a window, then a 429; per process."""
 
     def __init__(self, max_keys: int = 10_000) -> None:
         # Each key's latest attempts, least recently tried first: a few megabytes at most (usernames are short).
@@ -596,8 +555,12 @@ class LoginThrottle:
     def attempt(self, key: tuple[str, str]) -> int:
         """Count an attempt, before its password is checked: 0 if it may go ahead, else the seconds to wait."""
         now = time.monotonic()
-        if key not in self.attempts and not self.make_room(now):  # every key kept is locked
-            return min(self.wait(attempts, now) for attempts in self.attempts.values())
+        if key not in self.attempts and len(self.attempts) >= self.max_keys:
+            # Full: forget the least recently tried key that is not locked; if every one is, wait for the first.
+            unlocked = (old for old, attempts in self.attempts.items() if not self.wait(attempts, now))
+            if (old := next(unlocked, None)) is None:
+                return min(self.wait(attempts, now) for attempts in self.attempts.values())
+            self.forget(old)
         attempts = self.attempts.setdefault(key, deque(maxlen=settings.login_attempts))
         if wait := self.wait(attempts, now):
             return wait
@@ -611,15 +574,6 @@ class LoginThrottle:
             return 0
         return max(0, math.ceil(attempts[0] + settings.login_window_minutes * 60 - now))
 
-    def make_room(self, now: float) -> bool:
-        """Forget least recently tried keys, never a locked one, until one more fits; False if none can go."""
-        while len(self.attempts) >= self.max_keys:
-            unlocked = (key for key, attempts in self.attempts.items() if not self.wait(attempts, now))
-            if (key := next(unlocked, None)) is None:
-                return False
-            self.forget(key)
-        return True
-
     def take_back(self, key: tuple[str, str]) -> None:
         """Uncount the latest attempt: its password could not be checked."""
         if attempts := self.attempts.get(key):
@@ -632,46 +586,31 @@ class LoginThrottle:
 
 
 login_throttle = LoginThrottle()
+email_adapter = TypeAdapter(EmailStr)  # for as_email
 
 
 # --- Async Database Operations ---
 
-# Unset, the app keeps its data in memory, as above. Set, the database routes below serve instead (see API Routers
-# and Structure): sqlite+aiosqlite:///./app.db, or the article's postgresql+asyncpg://user:password@localhost/dbname.
+# Unset, the data stays in memory, as above; set, the routes below serve it from a database (see API Routers).
 DATABASE_URL = settings.database_url
 
 
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
-    # Not in the article: no wait for a connection, a lock or an answer lasts longer than DATABASE_TIMEOUT, and the
-    # pool keeps 20 connections, where SQLAlchemy's 5 would open and close one more for each busy request.
+    # Not in the article: no wait (for a connection, a lock, an answer) outlasts DATABASE_TIMEOUT, and the pool keeps
+    # 20 connections open, not SQLAlchemy's 5, so a busy worker is not opening and closing extra ones all the time.
     wait = settings.database_timeout
-    connect_args = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
+    timeouts = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
     try:
-        return create_async_engine(
-            url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=connect_args
-        )
+        return create_async_engine(url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=timeouts)
     except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
-        raise SystemExit(
-            f"DATABASE_URL is not usable: {exc} "
-            "(examples: sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname)"
-        ) from None
+        raise SystemExit(f"DATABASE_URL is not usable: {exc} (for SQLite: sqlite+aiosqlite:///./app.db)") from None
 
 
 engine = open_engine(DATABASE_URL) if DATABASE_URL else None
 
 # async_sessionmaker: SQLAlchemy 2's spelling of the article's sessionmaker(class_=AsyncSession).
 AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Not in the article: a time that reads back in UTC, with its offset. SQLite keeps none."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # DeclarativeBase, Mapped and mapped_column: SQLAlchemy 2's spelling of the article's declarative_base() and Column.
@@ -681,20 +620,18 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    # AUTOINCREMENT: SQLite would otherwise give a deleted user's id to the next one.
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = ({"sqlite_autoincrement": True},)  # else SQLite would give a deleted user's id to the next one
 
     id: Mapped[int] = mapped_column(primary_key=True)  # a primary key has an index: the article's index=True
     email: Mapped[str] = mapped_column(String(254))  # unique whatever its case: the index below
     name: Mapped[str] = mapped_column(String(100))
     hashed_password: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
     role: Mapped[str] = mapped_column(String(10))  # role and is_active: the article's models have them, its table not
     is_active: Mapped[bool] = mapped_column(default=True)
 
 
-# Ada@example.com and ada@example.com are one address: the database itself refuses the second, even from sign-ups
-# sent at the same moment, and finds a user by email through this index.
+# Ada@example.com and ada@example.com are one address: the database refuses the second, even if sent at once.
 Index("ix_users_email_lower", func.lower(User.email), unique=True)
 
 
@@ -722,7 +659,7 @@ db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VAL
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
     db_user = User(
-        **user.model_dump(exclude={"password"}),  # every field, one a learner adds too
+        **user.model_dump(exclude={"password"}),  # every field (the article names two, and loses role)
         hashed_password=await run_in_threadpool(get_password_hash, user.password),
     )
     db.add(db_user)
@@ -732,7 +669,7 @@ async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
         if "ix_users_email_lower" not in str(exc):  # another constraint: a bug, so a 500
             raise
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered") from None
-    # No db.refresh(db_user), as the article has: the insert gave back the id, and created_at was set here.
+    # No db.refresh(db_user), unlike the article: the insert gave back the id, and created_at was set here.
     return db_user
 
 
@@ -785,7 +722,7 @@ async def delete_db_user(user_id: UserId, db: AsyncDb) -> None:
 
 
 class ItemRow(Base):
-    """The catalogue's table: the article's SQLAlchemy Item, which it never defines (Item is the response model)."""
+    """Not in the article, which uses an Item table it never defines: the catalogue's (Item is the response model)."""
 
     __tablename__ = "items"
 
@@ -805,7 +742,6 @@ async def list_db_items(
 ) -> Sequence[ItemRow]:
     """List items with pagination and authentication, from the database."""
     query = select(ItemRow)
-
     if pagination.sort_by is not MISSING:
         column = getattr(ItemRow, pagination.sort_by)
         query = query.order_by(column.desc() if pagination.order == "desc" else column)
@@ -824,23 +760,21 @@ class Setting(Base):
 
 
 async def start_database() -> None:
-    """Not in the article: with a database, at start-up, make its tables, fill the catalogue and take the key kept
-    there; or stop, with one line that says what is wrong."""
+    """Not in the article: make the tables, fill the catalogue, take the key kept there; or stop with one line."""
     global SECRET_KEY
     if engine is None:
         return
     try:
         async with engine.begin() as connection:
+            dialect = connection.dialect.name
             # Workers starting together take turns, so that only the first makes and fills the tables.
-            if connection.dialect.name == "postgresql":
+            if dialect == "postgresql":
                 await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
-            elif connection.dialect.name == "sqlite":
+            elif dialect == "sqlite":
                 await connection.exec_driver_sql("BEGIN IMMEDIATE")
             await connection.run_sync(Base.metadata.create_all)
             if missing := await connection.run_sync(missing_columns):
-                fresh = (
-                    f"delete {engine.url.database} to start afresh, or " if connection.dialect.name == "sqlite" else ""
-                )
+                fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""
                 stop(f"no column {', '.join(missing)}, which the models have: {fresh}migrate it (with Alembic, say)")
             if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
                 await connection.execute(insert(ItemRow), [item.model_dump() for item in items_db])
@@ -870,13 +804,6 @@ def stop(problem: str) -> NoReturn:
     os._exit(1)
 
 
-async def ping_database() -> None:
-    """Not in the article: with a database, ask it the cheapest question there is (for /health)."""
-    if engine is not None:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql("SELECT 1")
-
-
 # --- Error Handling ---
 
 
@@ -901,21 +828,18 @@ async def custom_exception_handler(request: Request, exc: CustomException) -> JS
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Handle validation errors with custom format."""
     # A body of the wrong kind is no field error: a 415 that says what to send, not "Field required".
-    if isinstance(exc.body, bytes):  # a form or text to a JSON route, whose body FastAPI leaves unread
-        detail = "Send the body as JSON, with Content-Type: application/json"
-        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content={"detail": detail})
+    if isinstance(exc.body, bytes):  # a form or text to a JSON route: FastAPI keeps such a body as raw bytes
+        return JSONResponse({"detail": "Send the body as JSON, with Content-Type: application/json"}, 415)
     if isinstance(exc.body, FormData) and "form" not in request.headers.get("content-type", ""):  # JSON to login
         detail = "Send the login as a form, with Content-Type: application/x-www-form-urlencoded (OAuth2 says so)"
-        return JSONResponse(status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, content={"detail": detail})
+        return JSONResponse({"detail": detail}, 415)
 
     errors = exc.errors()
     # Broken JSON is not a field error either: a 400, as FastAPI answers any other body it cannot parse.
     if any(error["type"] == "json_invalid" for error in errors):
-        detail = "There was an error parsing the body"
-        return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={"detail": detail})
+        return JSONResponse({"detail": "There was an error parsing the body"}, 400)
 
-    # Never the submitted "input": it could be a password.
-    details = [
+    details = [  # never the submitted "input": it could be a password
         FieldError(field=" -> ".join(str(loc) for loc in error["loc"]), message=error["msg"], type=error["type"])
         for error in errors
     ]
@@ -931,15 +855,12 @@ async def global_exception_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
-# Not in the article: what says the database is out of reach, busy or full, rather than that a query is wrong.
-# PostgreSQL's SQLSTATE classes 08 (connection), 53 (resources), 57 (cancelled, shutting down), 55P03 (lock):
-UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")
-UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
-logger = logging.getLogger("uvicorn.error")
-
-
 # Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one line in the log,
-# not a 500 and a traceback. With a database, a network error or a timeout is its: it is the app's only peer.
+# not a 500 and a traceback. With a database, any network error or timeout is blamed on it: the app has no other.
+UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")  # PostgreSQL's: connection, resources, shutdown, lock
+UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+
+
 @app.exception_handler(DBAPIError)
 @app.exception_handler(PoolTimeoutError)
 @app.exception_handler(OSError)  # TimeoutError is one
@@ -949,7 +870,8 @@ async def database_unavailable_handler(request: Request, exc: Exception) -> JSON
     unreachable = not isinstance(exc, DBAPIError) or exc.connection_invalidated or code.startswith(UNAVAILABLE)
     if engine is None or not unreachable:
         raise exc  # a 500 with its traceback: a bug, in a query say
-    logger.warning("%s %s: 503, the database did not answer: %r", request.method, request.url.path, reason)
+    message = "%s %s: 503, the database did not answer: %r"  # one line, in uvicorn's log
+    logging.getLogger("uvicorn.error").warning(message, request.method, request.url.path, reason)
     unavailable = CustomException("The database is not answering, try again later", 503, {"Retry-After": "5"})
     return await custom_exception_handler(request, unavailable)
 
@@ -968,29 +890,28 @@ else:
 
 # --- Interactive Documentation ---
 
-# FastAPI builds them from the routes and models above: http://localhost:8000/docs (Swagger UI: Authorize with your
-# email as the username, and the API key), http://localhost:8000/redoc, and http://localhost:8000/openapi.json.
+# FastAPI builds them from the routes and models above: /docs (Swagger UI), /redoc and /openapi.json.
 
 
-def documented(model: type[BaseModel], description: str, header: str | None = None) -> dict[str, Any]:
-    """A response as the document states it: what FastAPI makes of an error_response()."""
+def documented(model: type[BaseModel], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A response as the document states it: what FastAPI makes of a `responses` entry."""
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     response = {"description": description, "content": {"application/json": {"schema": schema}}}
-    return response | ({"headers": {header: {"schema": {"type": "string"}}}} if header else {})
+    return response | ({"headers": headers} if headers else {})
 
 
 CURRENT_USER_ERRORS = {
     "400": documented(Message, "Inactive user"),
-    "401": documented(Message, "Not authenticated, or could not validate credentials", "WWW-Authenticate"),
+    "401": documented(Message, "Not authenticated, or could not validate credentials", WWW_AUTHENTICATE),
 }
-DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", "Retry-After")}
+DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", RETRY_AFTER)}
 
 
 def openapi() -> dict[str, Any]:
     """Not in the article: FastAPI's document, and what a route answers because of what it depends on: 400 and
     401 wherever it takes the current user; with a database, 503 wherever it uses it (every route but /)."""
     if app.openapi_schema is None:
-        schema = FastAPI.openapi(app)
+        schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
         for path, operations in schema["paths"].items():
             for operation in operations.values():
                 responses = operation["responses"]
@@ -1003,12 +924,11 @@ def openapi() -> dict[str, Any]:
     return app.openapi_schema
 
 
-app.openapi = openapi  # type: ignore[method-assign]  # mypy forbids it; FastAPI's docs extend the document so
+app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it, which mypy flags
 
 
 class DocsPolicy:
-    """Not in the article: /docs and /redoc may load nothing from outside the app (ReDoc would fetch its logo from
-    a CDN), as a Content-Security-Policy header on those two pages tells the browser."""
+    """Not in the article: a Content-Security-Policy header, so /docs and /redoc load nothing from outside the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

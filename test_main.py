@@ -298,6 +298,7 @@ def test_models_role_defaults_to_user_and_created_at_is_utc(client):
         ({"email": "not-an-email"}, "body -> email", ANY),
         ({"name": ""}, "body -> name", "String should have at least 1 character"),
         ({"name": "x" * 101}, "body -> name", "String should have at most 100 characters"),
+        ({"name": "Ada\x00"}, "body -> name", "String should match pattern '^[^\\u0000]*$'"),
         ({"role": "owner"}, "body -> role", "Input should be 'admin', 'user' or 'guest'"),
         ({"password": "short1"}, "body -> password", "String should have at least 8 characters"),
         ({"password": "no-digits-here"}, "body -> password", "Password must contain at least one digit"),
@@ -327,6 +328,7 @@ def test_models_password_of_72_bytes_is_whole_and_accepted(client):
     [
         {"name": None},
         {"name": ""},
+        {"name": "\x00"},
         {"role": None},
         {"role": "owner"},
         {"is_active": None},
@@ -1535,7 +1537,7 @@ def test_docs_schemas_state_the_constraints_the_app_enforces(client):
     assert password["pattern"] == r"^[^\u0000]*[0-9][^\u0000]*$"
     assert schemas["UserRole"]["enum"] == ["admin", "user", "guest"]
     assert schemas["UserUpdate"]["properties"] == {
-        "name": {"type": "string", "minLength": 1, "maxLength": 100, "title": "Name"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\u0000]*$", "title": "Name"},
         "role": {"$ref": "#/components/schemas/UserRole"},
         "is_active": {"type": "boolean", "title": "Is Active"},
     }
