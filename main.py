@@ -820,8 +820,8 @@ class CustomException(Exception):
 async def custom_exception_handler(request: Request, exc: CustomException) -> JSONResponse:
     """Handle custom exceptions."""
     # The path alone, not the article's str(request.url): that repeats whatever Host header a client sent.
-    body = ApplicationErrorResponse(error="Application Error", detail=exc.detail, path=request.url.path)
-    return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
+    content = {"error": "Application Error", "detail": exc.detail, "path": request.url.path}
+    return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
 
 
 @app.exception_handler(RequestValidationError)
@@ -840,11 +840,10 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
         return JSONResponse({"detail": "There was an error parsing the body"}, 400)
 
     details = [  # never the submitted "input": it could be a password
-        FieldError(field=" -> ".join(str(loc) for loc in error["loc"]), message=error["msg"], type=error["type"])
+        {"field": " -> ".join(str(loc) for loc in error["loc"]), "message": error["msg"], "type": error["type"]}
         for error in errors
     ]
-    body = ValidationErrorResponse(error="Validation Error", details=details)
-    return JSONResponse(status_code=422, content=body.model_dump())
+    return JSONResponse(status_code=422, content={"error": "Validation Error", "details": details})
 
 
 @app.exception_handler(Exception)
