@@ -15,7 +15,6 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Annotated, Any, Literal, NoReturn
 
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateColumn
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
@@ -73,10 +73,9 @@ async def health_check() -> dict[str, str]:
     return {"status": "healthy"}
 
 
-# Run with: uvicorn main:app --reload. `python main.py` runs that too, and stops here: uvicorn imports main.py itself.
+# Run with: uvicorn main:app --reload. `python main.py` runs that very command in its place (uvicorn imports main.py).
 if __name__ == "__main__":
-    uvicorn.run("main:app", reload=True)
-    sys.exit()
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "main:app", "--reload"])
 
 
 class Settings(BaseSettings):
@@ -604,7 +603,8 @@ def open_engine(url: str) -> AsyncEngine:
     try:
         return create_async_engine(url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=timeouts)
     except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
-        raise SystemExit(f"DATABASE_URL is not usable: {exc} (for SQLite: sqlite+aiosqlite:///./app.db)") from None
+        examples = "sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname"
+        raise SystemExit(f"DATABASE_URL is not usable: {exc} (examples: {examples})") from None
 
 
 engine = open_engine(DATABASE_URL) if DATABASE_URL else None
@@ -750,9 +750,7 @@ async def list_db_items(
     return (await db.scalars(query)).all()
 
 
-class Setting(Base):
-    """Not in the article: the key tokens are signed with, if SECRET_KEY is unset, kept with the data."""
-
+class Setting(Base):  # Not in the article: the key tokens are signed with, if SECRET_KEY is unset
     __tablename__ = "settings"
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
@@ -775,7 +773,7 @@ async def start_database() -> None:
             await connection.run_sync(Base.metadata.create_all)
             if missing := await connection.run_sync(missing_columns):
                 fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""
-                stop(f"no column {', '.join(missing)}, which the models have: {fresh}migrate it (with Alembic, say)")
+                stop(f"the tables lack columns the models have: {fresh}migrate it: {'; '.join(missing)}")
             if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
                 await connection.execute(insert(ItemRow), [item.model_dump() for item in items_db])
             stored_key = await connection.scalar(select(Setting.value).where(Setting.name == "secret_key"))
@@ -789,11 +787,12 @@ async def start_database() -> None:
 
 
 def missing_columns(connection: Connection) -> list[str]:
-    """The models' columns the tables lack, as "users.bio": create_all makes tables, never columns."""
+    """The statements that add the models' columns the tables lack: create_all makes tables, never columns."""
     inspector, missing = inspect(connection), []
     for table in Base.metadata.sorted_tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in present]
+        new = [column for column in table.columns if column.name not in present]
+        missing += [f"ALTER TABLE {table.name} ADD COLUMN {CreateColumn(column).compile(connection)}" for column in new]
     return missing
 
 
@@ -855,9 +854,10 @@ async def global_exception_handler(request: Request, exc: Exception) -> JSONResp
 
 
 # Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one line in the log,
-# not a 500 and a traceback. With a database, any network error or timeout is blamed on it: the app has no other.
-UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")  # PostgreSQL's: connection, resources, shutdown, lock
-UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+# not a 500 and a traceback: a network error or timeout (the app has no other peer), a connection it refused (a
+# DBAPIError with no statement), or a query that got back one of these codes. PostgreSQL's SQLSTATE classes:
+UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")  # connection, resources, shutdown, lock
+UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 
 
 @app.exception_handler(DBAPIError)
@@ -866,8 +866,8 @@ UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR
 async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
     code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
-    unreachable = not isinstance(exc, DBAPIError) or exc.connection_invalidated or code.startswith(UNAVAILABLE)
-    if engine is None or not unreachable:
+    query_failed = isinstance(exc, DBAPIError) and exc.statement is not None and not exc.connection_invalidated
+    if engine is None or (query_failed and not code.startswith(UNAVAILABLE)):
         raise exc  # a 500 with its traceback: a bug, in a query say
     message = "%s %s: 503, the database did not answer: %r"  # one line, in uvicorn's log
     logging.getLogger("uvicorn.error").warning(message, request.method, request.url.path, reason)

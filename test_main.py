@@ -26,7 +26,6 @@ from unittest.mock import ANY, patch
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from jose import jwt
 from sqlalchemy import event
@@ -73,6 +72,10 @@ def import_main(name, path=HERE / "main.py", workdir=None, **settings):
     return module
 
 
+# main.py in memory, imported as uvicorn imports it: as `main`, the name a learner's routers may import it by.
+MAIN = import_main("main", DATABASE_URL="")
+
+
 @pytest.fixture(params=["memory", *SQL_STORES])
 def store(request):
     return request.param
@@ -89,7 +92,7 @@ def started():
 
     def start(store):
         if store not in apps:
-            main = import_main(f"main_{store}", DATABASE_URL="" if store == "memory" else database_url(store))
+            main = import_main(f"main_{store}", DATABASE_URL=database_url(store)) if store != "memory" else MAIN
             if store == "postgresql":
                 asyncio.run(drop_tables(main))  # tables as the models have them now
             apps[store] = main, TestClient(main.app)
@@ -223,12 +226,13 @@ def test_basic_app_is_described_as_in_the_article(client):
 
 @pytest.mark.parametrize("store", ["memory"])
 def test_basic_python_main_py_runs_the_articles_uvicorn_line(store, monkeypatch):
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
-    with pytest.raises(SystemExit) as stopped:
+    def execv(path, args):
+        raise SystemExit(args)  # os.execv would run it in place of this process
+
+    monkeypatch.setattr(os, "execv", execv)
+    with pytest.raises(SystemExit) as ran:
         runpy.run_path(str(HERE / "main.py"), run_name="__main__")
-    assert stopped.value.code is None
-    assert calls == [(("main:app",), {"reload": True})]  # uvicorn's defaults: 127.0.0.1, port 8000
+    assert ran.value.code == [sys.executable, "-m", "uvicorn", "main:app", "--reload"]  # on 127.0.0.1:8000
 
 
 @pytest.mark.parametrize("store", ["memory"])
@@ -1075,17 +1079,34 @@ def test_async_a_database_file_that_cannot_be_opened_stops_the_app_with_one_line
 @pytest.mark.parametrize("store", SQL_STORES)
 def test_async_a_column_the_database_lacks_stops_the_app_with_one_line(main, store, tmp_path, monkeypatch, capsys):
     """A learner adds a column to User, say bio, and restarts on the database made before."""
-    column = "    is_active: Mapped[bool] = mapped_column(default=True)\n"
-    (tmp_path / "main.py").write_text(
-        (HERE / "main.py").read_text().replace(column, column + "    bio: Mapped[str | None]\n")
+    column, field = (
+        "    is_active: Mapped[bool] = mapped_column(default=True)\n",
+        "    role: UserRole = UserRole.USER\n",
     )
-    learners = import_main(f"main_bio_{store}", tmp_path / "main.py", DATABASE_URL=database_url(store))
-    line = start_stopping(learners, monkeypatch, capsys)
-    assert "no column users.bio, which the models have: " in line
-    if store == "sqlite":
-        assert line.endswith(f"delete {NO_DOTENV}/test.db to start afresh, or migrate it (with Alembic, say)")
-    else:
-        assert line.endswith(": no column users.bio, which the models have: migrate it (with Alembic, say)")
+    source = (HERE / "main.py").read_text().replace(column, column + "    bio: Mapped[str | None]\n")
+    (tmp_path / "main.py").write_text(source.replace(field, field + "    bio: str | None = None\n"))
+    learner = import_main(f"main_bio_{store}", tmp_path / "main.py", DATABASE_URL=database_url(store))
+    line = start_stopping(learner, monkeypatch, capsys)
+    fresh = f"delete {NO_DOTENV}/test.db to start afresh, or " if store == "sqlite" else ""
+    assert line.endswith(f": the tables lack columns the models have: {fresh}migrate it: {ALTER}"), line
+
+    async def alter(sql):
+        engine = learner.open_engine(database_url(store))
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(sql)
+        await engine.dispose()
+
+    asyncio.run(alter(ALTER))  # the statement it gives works
+    try:
+        learner = import_main(f"main_bio_{store}", tmp_path / "main.py", DATABASE_URL=database_url(store))
+        with TestClient(learner.app) as learners_client:
+            r = learners_client.post("/users", json={**ADA, "email": "bio@example.com", "bio": "Countess"})
+            assert r.json() == user_json(email="bio@example.com", bio="Countess", id=ANY), r.text
+    finally:
+        asyncio.run(alter("ALTER TABLE users DROP COLUMN bio"))
+
+
+ALTER = "ALTER TABLE users ADD COLUMN bio VARCHAR"
 
 
 @pytest.mark.parametrize("store", ["sqlite"])
@@ -1106,13 +1127,15 @@ def test_async_several_workers_start_cleanly_on_a_fresh_sqlite_file(store, tmp_p
 
 
 @contextlib.contextmanager
-def database_down(client, main, monkeypatch, store, tmp_path):
-    """Everything as it was, but the database out of reach: a server that refuses, a file that cannot be opened."""
+def database_down(client, main, monkeypatch, outage, tmp_path):
+    """Everything as it was, but the database out of reach: nothing listening where it should, a server that turns
+    the app away, a file that cannot be opened."""
     engine, sessions = main.engine, main.AsyncSessionLocal
-    if store == "postgresql":
-        url = "postgresql+asyncpg://app:app@127.0.0.1:1/app"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path}/no/such/folder.db"
+    url = {
+        "nothing listening": "postgresql+asyncpg://app:app@127.0.0.1:1/app",
+        "turned away": TEST_DATABASE_URL.replace("app:app@", "app:wrong-password@"),
+        "unopenable": f"sqlite+aiosqlite:///{tmp_path}/no/such/folder.db",
+    }[outage]
     use_engine(main, monkeypatch, main.open_engine(url))
     yield
     on_app_loop(client, main.engine.dispose)
@@ -1127,13 +1150,16 @@ UNAVAILABLE = {
 }
 
 
-@pytest.mark.parametrize("store", SQL_STORES)
+OUTAGES = [("sqlite", "unopenable"), ("postgresql", "nothing listening"), ("postgresql", "turned away")]
+
+
+@pytest.mark.parametrize(("store", "outage"), [(store, outage) for store, outage in OUTAGES if store in SQL_STORES])
 def test_async_a_database_out_of_reach_is_a_503_for_a_while_and_no_lockout(
-    client, main, store, monkeypatch, tmp_path, caplog
+    client, main, store, outage, monkeypatch, tmp_path, caplog
 ):
     create_user(client)
     headers = login(client)
-    with database_down(client, main, monkeypatch, store, tmp_path):
+    with database_down(client, main, monkeypatch, outage, tmp_path):
         for method, path, kwargs in [
             ("GET", "/health", {}),
             ("GET", "/users", {}),
@@ -1502,6 +1528,7 @@ def test_docs_routes_declare_every_status_they_return(client, main, method, path
         ("get", "/users/me", "401", "WWW-Authenticate"),
         ("get", "/users/me", "503", "Retry-After"),
     ],
+    ids=["token-401", "token-429", "me-401", "me-503"],  # not "auth": pytest -k auth runs the auth section
 )
 def test_docs_response_headers_are_declared(client, main, method, path, status, header):
     responses = client.get("/openapi.json").json()["paths"][path][method]["responses"]
