@@ -1122,7 +1122,7 @@ def test_async_several_workers_start_cleanly_on_a_fresh_sqlite_file(store, tmp_p
     log = log_file.read_text()
     assert log.count("Application startup complete") == 3, log
     assert not re.search(r"Traceback|died|DATABASE_URL|rror", log), log
-    with sqlite3.connect(tmp_path / "fresh.db") as database:
+    with contextlib.closing(sqlite3.connect(tmp_path / "fresh.db")) as database:
         assert database.execute("SELECT count(*) FROM items").fetchone() == (6,)
 
 
