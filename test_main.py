@@ -598,6 +598,16 @@ def test_auth_unknown_user_still_checks_a_password(client, main, monkeypatch, us
     assert checks == ["dummy"]
 
 
+# Made by passlib 1.7.4 with bcrypt 4.0.1, the releases this app used before libpass and bcrypt 5.
+HASH_BEFORE_LIBPASS = "$2b$04$mwt9CDTC5zJuc0LsXM4bn.3e8WCL2WcNhVlyxFpeeY5ApPhjpxsdC"
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_auth_a_hash_made_before_libpass_still_verifies(main, store):
+    assert main.verify_password(ADA["password"], HASH_BEFORE_LIBPASS)
+    assert not main.verify_password("analytical2", HASH_BEFORE_LIBPASS)
+
+
 @pytest.mark.parametrize(
     ("signed_up", "logs_in"),
     [
