@@ -20,7 +20,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
@@ -61,21 +60,13 @@ app = FastAPIOffline(
 )
 
 
-class Welcome(BaseModel):  # Not in the article: the bodies of / and /health, as the document shows them
-    message: str = Field(examples=["Welcome to My API"])
-
-
-class Health(BaseModel):
-    status: str = Field(examples=["healthy"])
-
-
-@app.get("/", response_model=Welcome)
-async def root() -> dict[str, str]:
+@app.get("/", responses={200: {"content": {"application/json": {"example": {"message": "Welcome to My API"}}}}})
+async def root() -> dict[str, str]:  # responses: Not in the article: the body, as /docs and ReDoc show it
     """Root endpoint returning a welcome message."""
     return {"message": "Welcome to My API"}
 
 
-@app.get("/health", response_model=Health)
+@app.get("/health", responses={200: {"content": {"application/json": {"example": {"status": "healthy"}}}}})
 async def health_check() -> dict[str, str]:
     """Health check endpoint for monitoring."""
     await ping_database()  # Not in the article: with a database, a 503 when it does not answer
@@ -101,7 +92,7 @@ class Settings(BaseSettings):
     sql_echo: bool = Field(default=False, description="true or false")
     database_timeout: float = Field(default=5, gt=0, description="a number of seconds, more than 0")
     cors_origins: str = Field(
-        default="", pattern=r"^(https?://[^/,\s]+(,\s*|$))*$", description="origins like https://example.com, no path"
+        default="", pattern=r"^(https?://[^/;]+)*$", description="origins like https://example.com, comma-separated"
     )
 
 
@@ -329,10 +320,9 @@ async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
     return users_db[user_id]
 
 
-# response_class=Response, not FastAPI's JSONResponse: a 204 has no body, so it says no Content-Type either
 @users_router.delete(
     "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses={404: USER_NOT_FOUND}
-)
+)  # response_class=Response, not JSONResponse: a 204 has no body, so it says no Content-Type either
 async def delete_user(user_id: UserId) -> None:
     """Delete a user."""
     if user_id not in users_db:
@@ -896,10 +886,8 @@ if engine is None:
     app.include_router(users_router)
     app.include_router(items_router)
 else:
-    # Each route takes its twin's name (create_db_user: create_user): one document, one generated client, every store
-    for route in db_users_router.routes + db_items_router.routes:
-        if isinstance(route, APIRoute):
-            route.name = route.name.replace("_db_", "_")
+    for route in db_users_router.routes + db_items_router.routes:  # create_db_user is create_user, ...: one document
+        route.name = route.name.replace("_db_", "_")  # type: ignore[attr-defined]  # they are APIRoutes: they have one
     app.include_router(db_users_router)
     app.include_router(db_items_router)
 
@@ -922,14 +910,12 @@ CURRENT_USER_ERRORS = {
 }
 DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", RETRY_AFTER)}
 BODY_ERRORS = {"413": documented(Message, "The body is larger than 1 MiB")}
-NOT_JSON = "The body is not JSON: send it with Content-Type: application/json"
-JSON_ERRORS = {"400": documented(Message, "The body is not valid JSON"), "415": documented(Message, NOT_JSON)}
+JSON_ERRORS = {"400": documented(Message, "The JSON is not valid"), "415": documented(Message, "The body is not JSON")}
 
 
 def openapi() -> dict[str, Any]:
-    """Not in the article: FastAPI's document, and what a route answers because of what it depends on: 413 wherever
-    it reads a body (400 and 415 too for JSON); 400 and 401 wherever it takes the current user; with a database,
-    503 wherever it uses it (every route but /)."""
+    """Not in the article: FastAPI's document, and what a route answers for what it uses: 413 wherever it reads a body
+    (and for JSON 400, 415); 400 and 401 wherever it takes the current user; with a database, 503 on all but /."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
         for path, operations in schema["paths"].items():
@@ -949,13 +935,9 @@ def openapi() -> dict[str, Any]:
 app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it, which mypy flags
 
 
-MAX_BODY_SIZE = 1024 * 1024  # 1 MiB, far more than any body this API takes
-
-
 class BodyLimitAndDocsPolicy:
-    """Not in the article: a body over 1 MiB is a 413, counted as it comes, so never read whole; /docs and /redoc get
-    a Content-Security-Policy, so they load nothing from outside the app. Plain ASGI, as @app.middleware("http")
-    would cost every request a third of its speed."""
+    """Not in the article: a body over 1 MiB is a 413, counted as it comes; /docs and /redoc load nothing from outside
+    the app (a Content-Security-Policy). Plain ASGI: @app.middleware("http") costs a request a third of its speed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -967,7 +949,7 @@ class BodyLimitAndDocsPolicy:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY_SIZE:  # the route reading the body gets it, and answers 413
+            if received > 1024 * 1024:  # 1 MiB, far more than any body this API takes: the route answers 413
                 raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The body is larger than 1 MiB")
             return message
 
@@ -976,7 +958,7 @@ class BodyLimitAndDocsPolicy:
                 MutableHeaders(scope=message)["Content-Security-Policy"] = DOCS_POLICY
             await send(message)
 
-        on_docs = scope.get("path") in ("/docs", "/redoc")  # the lifespan has no path
+        on_docs = scope["type"] == "http" and scope["path"] in ("/docs", "/redoc")
         await self.app(scope, receive_counted, send_with_policy if on_docs else send)
 
 
@@ -986,12 +968,11 @@ DOCS_POLICY = (
 )
 app.add_middleware(BodyLimitAndDocsPolicy)
 
-# Not in the article: pages from this machine (any port) or from CORS_ORIGINS may call the API. Last: it wraps all.
-app.add_middleware(
+app.add_middleware(  # Not in the article: pages from this machine or CORS_ORIGINS may call the API; last, so outermost
     CORSMiddleware,
     allow_origins=settings.cors_origins.replace(",", " ").split(),
     allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?",
     allow_methods=["GET", "POST", "PATCH", "DELETE"],
     allow_headers=["Authorization", "X-API-Key", "Content-Type"],
-    expose_headers=["Retry-After", "WWW-Authenticate"],
+    expose_headers=["Retry-After"],  # a page may read it, to know when to try again after a 429 or a 503
 )

@@ -268,7 +268,10 @@ def test_basic_an_empty_setting_is_unset(store):
         ({"SQL_ECHO": "loud"}, "SQL_ECHO is not valid: it takes true or false"),
         ({"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT is not valid: it takes a number of seconds, more than 0"),
         ({"CORS_ORIGINS": "example.com"}, "CORS_ORIGINS is not valid: it takes origins like https://example.com"),
-        ({"CORS_ORIGINS": "https://example.com/"}, "CORS_ORIGINS is not valid: it takes origins like https://example"),
+        (
+            {"CORS_ORIGINS": "https://example.com/"},
+            "CORS_ORIGINS is not valid: it takes origins like https://example.com",
+        ),
         ({"CORS_ORIGINS": "https://a.example;https://b.example"}, "CORS_ORIGINS is not valid: it takes origins like"),
     ],
 )
@@ -1553,8 +1556,8 @@ CURRENT_USER = {"400": "Message", "401": "Message"}
 @pytest.mark.parametrize(
     ("method", "path", "responses"),
     [
-        ("get", "/", {"200": "Welcome"}),
-        ("get", "/health", {"200": "Health"}),
+        ("get", "/", {"200": "object"}),
+        ("get", "/health", {"200": "object"}),
         (
             "post",
             "/token",
@@ -1741,7 +1744,8 @@ def test_docs_every_store_has_the_same_document_but_its_503s(client, main):
 
 
 def test_docs_try_it_out_fills_in_the_readmes_ada(client):
-    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
 
     def example(name):
         return {
@@ -1756,8 +1760,10 @@ def test_docs_try_it_out_fills_in_the_readmes_ada(client):
     assert client.post("/token", data=example("LoginForm")).status_code == 200
     [update] = schemas["UserUpdate"]["examples"]
     assert client.patch("/users/1", json=update).json() == user_json(name="Countess of Lovelace")
-    assert example("Welcome") == client.get("/").json()
-    assert example("Health") == client.get("/health").json()
+    for path in ["/", "/health"]:  # their exact bodies, not ReDoc's "property1"
+        assert document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] == (
+            client.get(path).json()
+        )
 
 
 def cors_preflight(client, origin, method, path="/users/me"):
@@ -1801,7 +1807,7 @@ def test_docs_a_page_from_this_machine_may_call_every_route(client, origin):
     ]
     assert [r.status_code for r in answers] == [201, 200, 200, 401, 413]
     assert {r.headers.get("Access-Control-Allow-Origin") for r in answers} == {origin}
-    assert "Retry-After" in answers[-1].headers["Access-Control-Expose-Headers"]
+    assert answers[-1].headers["Access-Control-Expose-Headers"] == "Retry-After"
 
 
 @pytest.mark.parametrize(
