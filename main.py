@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
@@ -55,16 +56,17 @@ app = FastAPIOffline(
     description="A sample REST API built with FastAPI",
     version="1.0.0",
     lifespan=lifespan,
+    redirect_slashes=False,  # /users/ is a 404, not a redirect to an address made from the client's Host header
 )
 
 
-@app.get("/")
-async def root() -> dict[str, str]:
+@app.get("/", responses={200: {"content": {"application/json": {"example": {"message": "Welcome to My API"}}}}})
+async def root() -> dict[str, str]:  # responses: Not in the article: the body, as /docs and ReDoc show it
     """Root endpoint returning a welcome message."""
     return {"message": "Welcome to My API"}
 
 
-@app.get("/health")
+@app.get("/health", responses={200: {"content": {"application/json": {"example": {"status": "healthy"}}}}})
 async def health_check() -> dict[str, str]:
     """Health check endpoint for monitoring."""
     await ping_database()  # Not in the article: with a database, a 503 when it does not answer
@@ -89,6 +91,9 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, gt=0, description="a whole number of minutes, 1 or more")
     sql_echo: bool = Field(default=False, description="true or false")
     database_timeout: float = Field(default=5, gt=0, description="a number of seconds, more than 0")
+    cors_origins: str = Field(
+        default="", pattern=r"^(https?://[^/;]+)*$", description="origins like https://example.com, comma-separated"
+    )
 
 
 try:
@@ -112,8 +117,9 @@ class UserRole(StrEnum):  # Python 3.11's spelling of the article's (str, Enum)
 class UserBase(BaseModel):
     """Base user model with shared fields."""
 
-    email: EmailStr
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\u0000]*$")  # no NUL: PostgreSQL can't keep one
+    # examples: the README's Ada, whom "Try it out" in /docs fills in. No NUL in a name: PostgreSQL can't keep one.
+    email: EmailStr = Field(examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\u0000]*$", examples=["Ada Lovelace"])
     role: UserRole = UserRole.USER
 
 
@@ -125,6 +131,7 @@ class UserCreate(UserBase):
         max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (see fits_bcrypt)
         description="8 to 72 characters, at most 72 bytes in UTF-8, with at least one digit (0-9) and no NUL",
         json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},  # password_strength's rule, for /docs
+        examples=["analytical1"],
     )
 
     # Pydantic v2's field_validator. PydanticCustomError keeps the message as written (no "Value error, " before it).
@@ -164,6 +171,7 @@ class UserInDB(UserResponse):  # Not in the article, which keeps no password: a 
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Countess of Lovelace"}]})  # as in README.md
     # MISSING, not the article's None: a null is a 422, not stored. strict: is_active must be true or false, not 0/1.
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100, pattern=r"^[^\u0000]*$")
     role: UserRole | MISSING = MISSING
@@ -195,9 +203,7 @@ class ApplicationErrorResponse(BaseModel):
 # Entries of a route's `responses`: the body's model, what it means, and any header it sends.
 VALIDATION_ERROR = {"model": ValidationErrorResponse, "description": "Validation Error"}
 USER_NOT_FOUND = {"model": Message, "description": "User not found"}
-NOT_JSON = {"model": Message, "description": "The body is not JSON: send it with Content-Type: application/json"}
 EMAIL_TAKEN = {"model": Message, "description": "Email already registered, or the body is not valid JSON"}
-BAD_JSON = {"model": Message, "description": "The body is not valid JSON"}
 INVALID_API_KEY = {"model": Message, "description": "Invalid API key"}
 WWW_AUTHENTICATE = {"WWW-Authenticate": {"schema": {"type": "string"}}}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
@@ -247,9 +253,7 @@ CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
 users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
 
 
-@users_router.post(
-    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN, 415: NOT_JSON}
-)
+@users_router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN})
 async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
@@ -303,9 +307,7 @@ async def get_user(user_id: UserId) -> UserInDB:
     return users_db[user_id]
 
 
-@users_router.patch(
-    "/{user_id}", response_model=UserResponse, responses={400: BAD_JSON, 404: USER_NOT_FOUND, 415: NOT_JSON}
-)
+@users_router.patch("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
 async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
     """Partially update a user."""
     if user_id not in users_db:
@@ -318,7 +320,9 @@ async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
     return users_db[user_id]
 
 
-@users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
+@users_router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses={404: USER_NOT_FOUND}
+)  # response_class=Response, not JSONResponse: a 204 has no body, so it says no Content-Type either
 async def delete_user(user_id: UserId) -> None:
     """Delete a user."""
     if user_id not in users_db:
@@ -469,8 +473,8 @@ async def authenticate_user(email: str | None, password: str) -> UserInDB | None
 class LoginForm(BaseModel):
     """The article's OAuth2PasswordRequestForm; the username no longer than an email, as the throttle keeps it."""
 
-    username: str = Field(max_length=254, description="Your email")
-    password: str = Field(json_schema_extra={"format": "password"})
+    username: str = Field(max_length=254, description="Your email", examples=["ada@example.com"])
+    password: str = Field(json_schema_extra={"format": "password"}, examples=["analytical1"])
 
 
 # Login endpoint
@@ -648,7 +652,7 @@ db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VAL
 
 
 @db_users_router.post(
-    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN, 415: NOT_JSON}
+    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN}
 )
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
@@ -693,9 +697,7 @@ async def get_db_user(user_id: UserId, db: AsyncDb) -> User:
     return user
 
 
-@db_users_router.patch(
-    "/{user_id}", response_model=UserResponse, responses={400: BAD_JSON, 404: USER_NOT_FOUND, 415: NOT_JSON}
-)
+@db_users_router.patch("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
 async def update_db_user(user_id: UserId, user_update: UserUpdate, db: AsyncDb) -> User:
     """Partially update a user in the database."""
     update_data = user_update.model_dump(exclude_unset=True)
@@ -708,7 +710,9 @@ async def update_db_user(user_id: UserId, user_update: UserUpdate, db: AsyncDb) 
     return user
 
 
-@db_users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: USER_NOT_FOUND})
+@db_users_router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses={404: USER_NOT_FOUND}
+)
 async def delete_db_user(user_id: UserId, db: AsyncDb) -> None:
     """Delete a user from the database."""
     if await db.scalar(delete(User).where(User.id == user_id).returning(User.id)) is None:
@@ -882,6 +886,8 @@ if engine is None:
     app.include_router(users_router)
     app.include_router(items_router)
 else:
+    for route in db_users_router.routes + db_items_router.routes:  # create_db_user is create_user, ...: one document
+        route.name = route.name.replace("_db_", "_")  # type: ignore[attr-defined]  # they are APIRoutes: they have one
     app.include_router(db_users_router)
     app.include_router(db_items_router)
 
@@ -903,16 +909,20 @@ CURRENT_USER_ERRORS = {
     "401": documented(Message, "Not authenticated, or could not validate credentials", WWW_AUTHENTICATE),
 }
 DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", RETRY_AFTER)}
+BODY_ERRORS = {"413": documented(Message, "The body is larger than 1 MiB")}
+JSON_ERRORS = {"400": documented(Message, "The JSON is not valid"), "415": documented(Message, "The body is not JSON")}
 
 
 def openapi() -> dict[str, Any]:
-    """Not in the article: FastAPI's document, and what a route answers because of what it depends on: 400 and
-    401 wherever it takes the current user; with a database, 503 wherever it uses it (every route but /)."""
+    """Not in the article: FastAPI's document, and what a route answers for what it uses: 413 wherever it reads a body
+    (and for JSON 400, 415); 400 and 401 wherever it takes the current user; with a database, 503 on all but /."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
         for path, operations in schema["paths"].items():
             for operation in operations.values():
-                responses = operation["responses"]
+                responses, body = operation["responses"], operation.get("requestBody", {}).get("content", {})
+                if body:
+                    responses = BODY_ERRORS | (JSON_ERRORS if "application/json" in body else {}) | responses
                 if {"OAuth2PasswordBearer": []} in operation.get("security", []):
                     responses = CURRENT_USER_ERRORS | responses
                 if engine is not None and path != "/":
@@ -925,25 +935,44 @@ def openapi() -> dict[str, Any]:
 app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it, which mypy flags
 
 
-class DocsPolicy:
-    """Not in the article: a Content-Security-Policy header, so /docs and /redoc load nothing from outside the app.
-    Plain ASGI, as @app.middleware("http") would cost every request a third of its speed."""
+class BodyLimitAndDocsPolicy:
+    """Not in the article: a body over 1 MiB is a 413, counted as it comes; /docs and /redoc load nothing from outside
+    the app (a Content-Security-Policy). Plain ASGI: @app.middleware("http") costs a request a third of its speed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+
+        async def receive_counted() -> ASGIMessage:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > 1024 * 1024:  # 1 MiB, far more than any body this API takes: the route answers 413
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The body is larger than 1 MiB")
+            return message
+
         async def send_with_policy(message: ASGIMessage) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)["Content-Security-Policy"] = DOCS_POLICY
             await send(message)
 
         on_docs = scope["type"] == "http" and scope["path"] in ("/docs", "/redoc")
-        await self.app(scope, receive, send_with_policy if on_docs else send)
+        await self.app(scope, receive_counted, send_with_policy if on_docs else send)
 
 
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; worker-src 'self' blob:"
 )
-app.add_middleware(DocsPolicy)
+app.add_middleware(BodyLimitAndDocsPolicy)
+
+app.add_middleware(  # Not in the article: pages from this machine or CORS_ORIGINS may call the API; last, so outermost
+    CORSMiddleware,
+    allow_origins=settings.cors_origins.replace(",", " ").split(),
+    allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?",
+    allow_methods=["GET", "POST", "PATCH", "DELETE"],
+    allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+    expose_headers=["Retry-After"],  # a page may read it, to know when to try again after a 429 or a 503
+)

@@ -50,6 +50,7 @@ TEST_SETTINGS = {
     "LOGIN_WINDOW_MINUTES": "15",
     "SQL_ECHO": "false",
     "DATABASE_TIMEOUT": "5",
+    "CORS_ORIGINS": "",
 }
 
 # Where the tests import main.py from: a folder with no .env file in it.
@@ -266,6 +267,12 @@ def test_basic_an_empty_setting_is_unset(store):
         ({"LOGIN_WINDOW_MINUTES": "-5"}, "LOGIN_WINDOW_MINUTES is not valid: it takes a whole number of minutes"),
         ({"SQL_ECHO": "loud"}, "SQL_ECHO is not valid: it takes true or false"),
         ({"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT is not valid: it takes a number of seconds, more than 0"),
+        ({"CORS_ORIGINS": "example.com"}, "CORS_ORIGINS is not valid: it takes origins like https://example.com"),
+        (
+            {"CORS_ORIGINS": "https://example.com/"},
+            "CORS_ORIGINS is not valid: it takes origins like https://example.com",
+        ),
+        ({"CORS_ORIGINS": "https://a.example;https://b.example"}, "CORS_ORIGINS is not valid: it takes origins like"),
     ],
 )
 def test_basic_a_bad_setting_stops_the_app_with_one_line_naming_it(store, settings, message):
@@ -455,6 +462,7 @@ def test_crud_delete_then_gone_and_email_free_and_id_not_reused(client):
     r = client.delete("/users/1")
     assert r.status_code == 204, r.text
     assert r.content == b""
+    assert "content-type" not in r.headers
     assert client.get("/users/1").status_code == 404
     assert create_user(client) == user_json(user_id=2)
 
@@ -1342,6 +1350,62 @@ def test_errors_unexpected_exception_still_reaches_the_server(client, main):
         client.get(path, headers=headers)
 
 
+MIB = 1024 * 1024
+TOO_LARGE = {"detail": "The body is larger than 1 MiB"}
+
+
+def body_of_size(path, size):
+    """A body for the route that it would take, padded with a field it ignores to `size` bytes."""
+    if path == "/token":
+        body = f"username={ADA['email']}&password={ADA['password']}&padding=".encode()
+        return body + b"x" * (size - len(body))
+    body = json.dumps({**ADA, "padding": ""}).encode()
+    return body[:-2] + b"x" * (size - len(body)) + b'"}'
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/users"), ("PATCH", "/users/1"), ("POST", "/token")])
+def test_errors_a_body_over_1_mib_is_413_and_changes_nothing(client, method, path, chunked):
+    create_user(client)
+    body = body_of_size(path, MIB + 1)
+    content_type = "application/x-www-form-urlencoded" if path == "/token" else "application/json"
+    content = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    r = client.request(method, path, content=content, headers={"Content-Type": content_type})
+    assert r.status_code == 413, r.text
+    assert r.json() == TOO_LARGE
+    assert client.get("/users").json() == [user_json()]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_errors_a_body_of_1_mib_is_taken(client, chunked):
+    body = body_of_size("/users", MIB)
+    content = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    r = client.post("/users", content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json() == user_json()
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
+def test_errors_a_large_body_is_refused_before_it_is_read_whole(client, announced):
+    pulled = []
+
+    async def twenty_mib():
+        yield b'{"padding": "'
+        for _ in range(320):
+            pulled.append(65536)
+            yield b"x" * 65536
+
+    async def post():
+        headers = {"Content-Type": "application/json"} | ({"Content-Length": str(20 * MIB + 13)} if announced else {})
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            return await ac.post("/users", content=twenty_mib(), headers=headers)
+
+    r = on_app_loop(client, post)
+    assert r.status_code == 413, r.text
+    assert sum(pulled) <= MIB + 65536
+
+
 # --- API Routers and Structure ---
 
 
@@ -1352,6 +1416,14 @@ def test_routers_users_answers_without_a_redirect(client):
     assert r.status_code == 200, r.text
     r = client.get("/items", headers=API_KEY, follow_redirects=False)
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("path", ["/users/", "/users/1/", "/items/", "/health/"])
+def test_routers_a_trailing_slash_is_a_404_never_a_redirect_to_the_clients_host(client, path):
+    create_user(client)
+    r = client.get(path, headers={"Host": "evil.example", **API_KEY}, follow_redirects=False)
+    assert r.status_code == 404, r.text
+    assert "evil.example" not in str(r.headers) + r.text
 
 
 def test_routers_users_me_is_not_taken_for_a_user_id(client):
@@ -1487,7 +1559,7 @@ def schema_name(response):
 
 
 INVALID = {"422": "ValidationErrorResponse"}
-NOT_JSON = {"415": "Message"}
+JSON_BODY = {"400": "Message", "413": "Message", "415": "Message"}
 CURRENT_USER = {"400": "Message", "401": "Message"}
 
 
@@ -1503,19 +1575,20 @@ CURRENT_USER = {"400": "Message", "401": "Message"}
                 "200": "Token",
                 "400": "Message",
                 "401": "Message",
+                "413": "Message",
                 "415": "Message",
                 **INVALID,
                 "429": "ApplicationErrorResponse",
             },
         ),
         ("get", "/users/me", {"200": "UserResponse", **CURRENT_USER}),
-        ("post", "/users", {"201": "UserResponse", "400": "Message", **INVALID, **NOT_JSON}),
+        ("post", "/users", {"201": "UserResponse", **JSON_BODY, **INVALID}),
         ("get", "/users", {"200": "list[UserResponse]", **INVALID}),
         ("get", "/users/{user_id}", {"200": "UserResponse", "404": "Message", **INVALID}),
         (
             "patch",
             "/users/{user_id}",
-            {"200": "UserResponse", "400": "Message", "404": "Message", **INVALID, **NOT_JSON},
+            {"200": "UserResponse", "404": "Message", **JSON_BODY, **INVALID},
         ),
         ("delete", "/users/{user_id}", {"204": None, "404": "Message", **INVALID}),
         ("get", "/items", {"200": "list[Item]", "401": "Message", **INVALID}),
@@ -1659,6 +1732,122 @@ def test_docs_readme_configuration_lists_every_setting(main):
     listed = re.findall(r"^\| `([A-Z_]+)` \|", table, re.MULTILINE)
     assert listed == [name.upper() for name in main.Settings.model_fields] + ["TEST_DATABASE_URL"]
     assert ".env" in table
+
+
+def test_docs_every_store_has_the_same_document_but_its_503s(client, main):
+    """Same operation ids, summaries, parameters, bodies and responses: a client generated on one store works on all.
+    An operation's description is its docstring, which may differ."""
+
+    def contract(document):
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                del operation["description"]
+                operation["responses"].pop("503", None)
+        return document
+
+    document = client.get("/openapi.json").json()
+    documented_503 = {
+        path for path, ops in document["paths"].items() for op in ops.values() if "503" in op["responses"]
+    }
+    assert documented_503 == (set() if main.engine is None else set(document["paths"]) - {"/"})
+    assert contract(document) == contract(TestClient(MAIN.app).get("/openapi.json").json())
+
+
+def test_docs_try_it_out_fills_in_the_readmes_ada(client):
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+
+    def example(name):
+        return {
+            field: schema["examples"][0]
+            for field, schema in schemas[name]["properties"].items()
+            if "examples" in schema
+        }
+
+    assert example("UserCreate") == ADA
+    assert client.post("/users", json=example("UserCreate")).status_code == 201
+    assert example("LoginForm") == ADA_FORM
+    assert client.post("/token", data=example("LoginForm")).status_code == 200
+    [update] = schemas["UserUpdate"]["examples"]
+    assert client.patch("/users/1", json=update).json() == user_json(name="Countess of Lovelace")
+    for path in ["/", "/health"]:  # their exact bodies, not ReDoc's "property1"
+        assert document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"] == (
+            client.get(path).json()
+        )
+
+
+def cors_preflight(client, origin, method, path="/users/me"):
+    """What a browser asks before a request a page makes with a token, a key or a JSON body."""
+    request = {
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization,content-type,x-api-key",
+    }
+    return client.options(path, headers={"Origin": origin, **request})
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:5173",
+        "http://127.0.0.1:8080",
+        "http://localhost",
+        "https://localhost:3000",
+        "http://[::1]:4200",
+    ],
+)
+def test_docs_a_page_from_this_machine_may_call_every_route(client, origin):
+    for method, path in [
+        ("GET", "/users/me"),
+        ("POST", "/users"),
+        ("PATCH", "/users/1"),
+        ("DELETE", "/users/1"),
+        ("GET", "/items"),
+    ]:
+        r = cors_preflight(client, origin, method, path)
+        assert r.status_code == 200, r.text
+        assert r.headers["Access-Control-Allow-Origin"] == origin
+        assert method in r.headers["Access-Control-Allow-Methods"]
+    page = {"Origin": origin}
+    answers = [
+        client.post("/users", json=ADA, headers=page),
+        client.post("/token", data=ADA_FORM, headers=page),
+        client.get("/users/me", headers={**page, **login(client)}),
+        client.get("/users/me", headers=page),  # 401
+        client.post("/users", content=body_of_size("/users", MIB + 1), headers=page),  # 413
+    ]
+    assert [r.status_code for r in answers] == [201, 200, 200, 401, 413]
+    assert {r.headers.get("Access-Control-Allow-Origin") for r in answers} == {origin}
+    assert answers[-1].headers["Access-Control-Expose-Headers"] == "Retry-After"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example:80",
+        "null",
+        "http://localhost:80/x",
+    ],
+)
+def test_docs_another_origin_gets_no_access_control_allow_origin(client, origin):
+    r = cors_preflight(client, origin, "GET")
+    assert r.status_code == 400, r.text
+    assert "Access-Control-Allow-Origin" not in r.headers
+    r = client.get("/", headers={"Origin": origin})
+    assert r.status_code == 200, r.text
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_cors_origins_lets_the_origins_it_lists_call_too(store):
+    main = import_main("main_cors", CORS_ORIGINS="https://app.example.com, https://admin.example.com:8443")
+    with TestClient(main.app) as client:
+        for origin in ["https://app.example.com", "https://admin.example.com:8443", "http://localhost:5173"]:
+            assert client.get("/", headers={"Origin": origin}).headers["Access-Control-Allow-Origin"] == origin
+            assert cors_preflight(client, origin, "DELETE").status_code == 200
+        for origin in ["https://other.example.com", "http://app.example.com", "https://admin.example.com"]:
+            assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": origin}).headers
 
 
 def test_docs_no_tool_cache_is_kept_in_the_repository():
