@@ -7,6 +7,7 @@ Each test runs on every store: `memory`, `sqlite` and, when TEST_DATABASE_URL na
 import asyncio
 import base64
 import contextlib
+import functools
 import importlib.machinery
 import importlib.util
 import inspect
@@ -1953,8 +1954,10 @@ def test_errors_article_validation_errors_have_the_articles_shape(client):
 # === APP: the article-level tests, on a reader's app ===
 
 
+@functools.cache
 def import_app(app):
-    """The app `app` names (module:attribute), imported from the current folder as uvicorn imports it."""
+    """The module and the app that `app` (module:attribute) names, imported from the current folder as uvicorn imports
+    them; or the run stops, with one line that says why."""
     module_name, _, attribute = app.partition(":")
     if not module_name or not attribute:
         pytest.exit(f"APP={app}: name your app as uvicorn takes it, module:attribute (APP=main:app)", returncode=4)
@@ -1968,8 +1971,8 @@ def import_app(app):
             warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)  # passlib's: see .pytest.ini
             module = importlib.import_module(module_name)
     except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        at = f" ({where.filename}, line {where.lineno})" if isinstance(exc, NameError | ImportError) else ""
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(folder)]
+        at = f" ({Path(frames[-1].filename).relative_to(folder)}, line {frames[-1].lineno})" if frames else ""
         pytest.exit(f"APP={app}: importing {module_name} failed: {type(exc).__name__}: {exc}{at}", returncode=4)
     if not hasattr(module, attribute):
         pytest.exit(f"APP={app}: {module.__file__} has no {attribute}", returncode=4)
@@ -1979,21 +1982,22 @@ def import_app(app):
 SECTIONS = ["basic", "models", "crud", "deps", "auth", "async", "errors"]
 
 if APP:
-    READERS_MODULE, READERS_APP = import_app(APP)
     pytestmark = pytest.mark.filterwarnings("default")  # the reader's deprecations are shown, not errors
     pytest_plugins = [__name__]  # pytest calls a test module's hooks only once it is a plugin
 
     def pytest_report_collectionfinish(config, start_path, items):
         """The run's first line: the app, and how many article-level tests of each section run."""
+        module, _ = import_app(APP)
         counts = {
             section: sum(item.name.startswith(f"test_{section}_article_") for item in items) for section in SECTIONS
         }
         shown = ", ".join(f"{section} {count}" for section, count in counts.items() if count)
-        return f"APP={APP} ({READERS_MODULE.__file__}): {sum(counts.values())} article-level tests: {shown}"
+        return f"APP={APP} ({module.__file__}): {sum(counts.values())} article-level tests: {shown}"
 
     @pytest.fixture(scope="session")
     def readers_client():
-        with TestClient(READERS_APP) as started_client:  # its lifespan runs, as under uvicorn
+        _, app = import_app(APP)
+        with TestClient(app) as started_client:  # its lifespan runs, as under uvicorn
             yield started_client
 
     del client  # the companion's own autouse fixture; the reader's app stands in its place:
