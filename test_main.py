@@ -7,6 +7,8 @@ Each test runs on every store: `memory`, `sqlite` and, when TEST_DATABASE_URL na
 import asyncio
 import base64
 import contextlib
+import functools
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -20,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import ANY, patch
@@ -32,7 +37,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 HERE = Path(__file__).parent
-README = (HERE / "README.md").read_text()
+# -- Check your own code (README.md): without README.md beside it, the tests named *readme* are skipped; with APP set
+# (module:attribute, as uvicorn takes it), only the article-level tests run, on that app (see the end of this file).
+README = (HERE / "README.md").read_text() if (HERE / "README.md").is_file() else ""
+APP = os.environ.get("APP", "")
+# --
 
 # A PostgreSQL database the tests may empty, e.g. postgresql+asyncpg://app:app@localhost/app_test (.ci/run makes one).
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -74,7 +83,8 @@ def import_main(name, path=HERE / "main.py", workdir=None, **settings):
 
 
 # main.py in memory, imported as uvicorn imports it: as `main`, the name a learner's routers may import it by.
-MAIN = import_main("main", DATABASE_URL="")
+if not APP:  # with APP set, `main` may be the reader's module: imported from their folder (at the end of this file)
+    MAIN = import_main("main", DATABASE_URL="")
 
 
 @pytest.fixture(params=["memory", *SQL_STORES])
@@ -1859,3 +1869,412 @@ def test_docs_no_tool_cache_is_kept_in_the_repository():
             ["git", "ls-files", ".schemathesis", ".hypothesis"], cwd=HERE, capture_output=True, text=True
         ).stdout
     )
+
+
+# === Article-level tests ===
+#
+# What the article's own code does once it runs, section by section, over HTTP: its paths, status codes, messages
+# and the bodies its handlers build. `APP=main:app pytest -k crud` runs them against a reader's app (README.md:
+# "Check your own code as you follow the article"); without APP they run against this app, on every store. Each
+# brings data of its own, needs only its section and the ones before, and says a failure in a reader's words.
+# Where this app differs on purpose (no API key: 401 here), they take the article's answer too.
+
+
+def new_user(**fields):
+    """A sign-up no other test sends: its own email."""
+    return {
+        "email": f"reader-{uuid.uuid4().hex[:12]}@example.com",
+        "name": "Ada Lovelace",
+        "password": "analytical1",
+    } | fields
+
+
+def send(client, method, path, **request):
+    """The app's answer. An exception the app raises is the 500 a server would send: it says what was raised."""
+    try:
+        return client.request(method, path, **request)
+    except Exception as exc:
+        return httpx.Response(500, text=f"(it raised {type(exc).__name__}: {exc})")
+
+
+def answered(r):
+    try:
+        body = json.dumps(r.json())
+    except ValueError:
+        body = r.text
+    return f"{r.status_code} {body}".strip()
+
+
+def as_json(body):
+    return json.dumps(body, default=lambda value: "...")  # ANY, any value: "..."
+
+
+def has(body, expected):
+    """The body is `expected`, or for a dict, has its keys with its values (ANY: any value)."""
+    if isinstance(expected, dict):
+        return isinstance(body, dict) and all(key in body and body[key] == value for key, value in expected.items())
+    return expected is ANY or body == expected
+
+
+def expect(r, sent, status, body=ANY, holds=None, article=""):
+    """Fail, in a reader's words, unless the app answered as the article does: `status` (or one of a tuple), a body
+    that `has` `body`, and `holds(r)` if given. `article` says what the article answers, where the rest can't."""
+    statuses = status if isinstance(status, tuple) else (status,)
+    try:
+        ok = r.status_code in statuses and has(r.json() if r.content else None, body) and (holds is None or holds(r))
+    except (ValueError, TypeError, KeyError, AttributeError):  # a body of another shape
+        ok = False
+    if not ok:
+        if not article:
+            article = " or ".join(map(str, statuses)) + ("" if body is ANY else f" {as_json(body)}")
+        hint = ""
+        if "/users/me" in sent and r.status_code == 422 and "user_id" in r.text:
+            hint = ' (a /users/{user_id} route above /users/me takes "me" for an id: define /users/me first)'
+        pytest.fail(f"{sent}: the article answers {article}; your app answered {answered(r)}{hint}", pytrace=False)
+    return r.json() if r.content else None
+
+
+def sign_up(client, user):
+    """POST /users with `user`; the user the app shows. The article's async create_user answers 200, its CRUD 201."""
+    return expect(send(client, "POST", "/users", json=user), "POST /users with a new user", (201, 200))
+
+
+def log_in(client, user):
+    r = send(client, "POST", "/token", data={"username": user["email"], "password": user["password"]})
+    token = expect(r, "POST /token with the email and password of a user who signed up", 200)
+    return {"Authorization": f"Bearer {token.get('access_token')}"}
+
+
+# --- Basic Application, article-level ---
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/", {"message": "Welcome to My API"}), ("/health", {"status": "healthy"})],
+    ids=["root", "health"],
+)
+def test_basic_article_answers(client, path, body):
+    expect(send(client, "GET", path), f"GET {path}", 200, body)
+
+
+def test_basic_article_app_is_titled_as_in_the_article(client):
+    info = {"title": "My API", "description": "A sample REST API built with FastAPI", "version": "1.0.0"}
+    r = send(client, "GET", "/openapi.json")
+    expect(r, "GET /openapi.json", 200, holds=lambda r: has(r.json()["info"], info), article=f'200 with "info": {info}')
+
+
+# --- Request and Response Models, article-level (their rules, as POST /users applies them) ---
+
+
+def test_models_article_a_new_user_has_an_id_the_role_user_and_no_password(client):
+    user = new_user()
+    shown = {
+        "email": user["email"],
+        "name": user["name"],
+        "role": "user",
+        "id": ANY,
+        "created_at": ANY,
+        "is_active": True,
+    }
+    r = send(client, "POST", "/users", json=user)
+    article = f"201 {as_json(shown)}, no password"
+    expect(r, "POST /users with a new user", 201, shown, lambda r: "password" not in r.text, article)
+
+
+def test_models_article_a_role_can_be_chosen(client):
+    r = send(client, "POST", "/users", json=new_user(role="admin"))
+    expect(r, 'POST /users with "role": "admin"', 201, {"role": "admin"})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"email": "not-an-email"}, {"name": ""}, {"name": "x" * 101}, {"role": "owner"}, {"password": "short12"}],
+    ids=["email", "empty-name", "long-name", "unknown-role", "short-password"],
+)
+def test_models_article_an_invalid_user_is_422(client, fields):
+    r = send(client, "POST", "/users", json=new_user(**fields))
+    expect(r, f"POST /users with {json.dumps(fields)}", 422)  # its body is the Error Handling section's
+
+
+def test_models_article_a_password_needs_a_digit(client):
+    message = "Password must contain at least one digit"
+    r = send(client, "POST", "/users", json=new_user(password="no-digits-here"))
+    sent, article = 'POST /users with "password": "no-digits-here"', f'422, saying "{message}"'
+    expect(r, sent, 422, holds=lambda r: message in r.text, article=article)
+
+
+# --- CRUD Endpoints, article-level ---
+
+
+def test_crud_article_a_new_user_is_found_by_id(client):
+    created = sign_up(client, new_user())
+    expect(send(client, "GET", f"/users/{created['id']}"), "GET /users/{id} of a new user", 200, created)
+
+
+def test_crud_article_an_email_already_registered_is_400(client):
+    user = new_user()
+    sign_up(client, user)
+    r = send(client, "POST", "/users", json=user | {"name": "Someone else"})
+    expect(r, "POST /users with an email already registered", 400, {"detail": "Email already registered"})
+
+
+def test_crud_article_list_filters_by_role_and_pages(client):
+    guest = sign_up(client, new_user(role="guest"))
+    sign_up(client, new_user())
+    r = send(client, "GET", "/users", params={"role": "guest", "limit": 100})
+
+    def only_guests(r):
+        return guest in r.json() and {user["role"] for user in r.json()} == {"guest"}
+
+    expect(r, "GET /users?role=guest&limit=100", 200, holds=only_guests, article="200 with the guests only")
+    r = send(client, "GET", "/users", params={"limit": 1})
+    expect(r, "GET /users?limit=1", 200, holds=lambda r: len(r.json()) == 1, article="200 with one user")
+
+
+@pytest.mark.parametrize("query", ["skip=-1", "limit=0", "limit=101"])
+def test_crud_article_list_refuses_bad_paging(client, query):
+    expect(send(client, "GET", f"/users?{query}"), f"GET /users?{query}", 422)
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_crud_article_an_unknown_user_is_404(client, method):
+    r = send(client, method, f"/users/{2**31 - 1}", json={"name": "X"} if method == "PATCH" else None)
+    sent = f"{method} /users/{{id}} of a user who does not exist"
+    expect(r, sent, 404, {"detail": "User not found"}, article='404 {"detail": "User not found"}')
+
+
+def test_crud_article_a_user_id_is_positive(client):
+    expect(send(client, "GET", "/users/0"), "GET /users/0", 422)
+
+
+def test_crud_article_patch_changes_only_what_is_sent(client):
+    created = sign_up(client, new_user())
+    r = send(client, "PATCH", f"/users/{created['id']}", json={"name": "Countess"})
+    expect(r, 'PATCH /users/{id} with {"name": "Countess"}', 200, created | {"name": "Countess"})
+
+
+def test_crud_article_delete_is_204_and_frees_the_email(client):
+    user = new_user()
+    created = sign_up(client, user)
+    r = send(client, "DELETE", f"/users/{created['id']}")
+    expect(r, "DELETE /users/{id}", 204, holds=lambda r: not r.content, article="204 with no body")
+    r = send(client, "POST", "/users", json=user)
+    expect(r, "POST /users with the email of a deleted user", (201, 200))
+
+
+# --- Dependency Injection, article-level ---
+
+READERS_KEY = {"X-API-Key": "expected-api-key"}
+
+
+def test_deps_article_items_with_the_api_key(client):
+    r = send(client, "GET", "/items", headers=READERS_KEY)
+    expect(r, "GET /items with X-API-Key: expected-api-key", 200, holds=lambda r: isinstance(r.json(), list))
+    r = send(client, "GET", "/items?limit=1", headers=READERS_KEY)
+    expect(r, "GET /items?limit=1 with the API key", 200, holds=lambda r: len(r.json()) <= 1, article="200, one item")
+
+
+def test_deps_article_a_wrong_api_key_is_401(client):
+    r = send(client, "GET", "/items", headers={"X-API-Key": "wrong-key"})
+    expect(r, "GET /items with X-API-Key: wrong-key", 401, {"detail": "Invalid API key"})
+
+
+def test_deps_article_no_api_key_is_refused(client):
+    r = send(client, "GET", "/items")  # the article's Header(...) makes it a 422; this app's is a 401
+    expect(r, "GET /items with no X-API-Key", (422, 401), article="422: its Header(...) requires it (a 401 will do)")
+
+
+# --- Authentication with JWT, article-level ---
+
+
+def test_auth_article_login_gives_a_bearer_token(client):
+    user = new_user()
+    sign_up(client, user)
+    r = send(client, "POST", "/token", data={"username": user["email"], "password": user["password"]})
+    expect(r, "POST /token with a user's email and password", 200, {"access_token": ANY, "token_type": "bearer"})
+
+
+@pytest.mark.parametrize("who", ["wrong-password", "unknown-email"])
+def test_auth_article_a_wrong_login_is_401(client, who):
+    user = new_user()
+    sign_up(client, user)
+    form = {"username": user["email"], "password": "wrong-password1"}
+    if who == "unknown-email":
+        form = {"username": new_user()["email"], "password": user["password"]}
+    r = send(client, "POST", "/token", data=form)
+    sent = f"POST /token with {'a wrong password' if who == 'wrong-password' else 'an email nobody signed up with'}"
+    article = '401 {"detail": "Incorrect username or password"} and WWW-Authenticate: Bearer'
+    bearer = {"detail": "Incorrect username or password"}
+    expect(r, sent, 401, bearer, lambda r: r.headers.get("WWW-Authenticate") == "Bearer", article)
+
+
+def test_auth_article_me_is_the_user_the_token_names(client):
+    user = new_user()
+    sign_up(client, user)
+    r = send(client, "GET", "/users/me", headers=log_in(client, user))
+    sent, article = "GET /users/me with the user's token", "200 with that user"
+    expect(r, sent, 200, holds=lambda r: user["email"] in r.json().values(), article=article)
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [({}, "Not authenticated"), ({"Authorization": "Bearer not-a-token"}, "Could not validate credentials")],
+    ids=["no-token", "bad-token"],
+)
+def test_auth_article_me_needs_a_valid_token(client, headers, detail):
+    sent = f"GET /users/me with {'no token' if not headers else 'a token that is not one'}"
+    expect(send(client, "GET", "/users/me", headers=headers), sent, 401, {"detail": detail})
+
+
+# --- Async Database Operations, article-level (the same routes, on a database) ---
+
+
+def test_async_article_a_new_user_is_kept(client):
+    user = new_user()
+    created = sign_up(client, user)
+    shown = {"id": created.get("id"), "email": user["email"], "name": user["name"]}
+    expect(send(client, "GET", f"/users/{created.get('id')}"), "GET /users/{id} of a new user", 200, shown)
+
+
+def test_async_article_a_new_user_logs_in_with_the_password_it_sent(client):
+    user = new_user()
+    sign_up(client, user)
+    log_in(client, user)
+
+
+# --- Error Handling, article-level ---
+
+
+def test_errors_article_validation_errors_have_the_articles_shape(client):
+    r = send(client, "POST", "/users", json=new_user(password="short1"))
+    details = [
+        {"field": "body -> password", "message": "String should have at least 8 characters", "type": "string_too_short"}
+    ]
+    expect(r, 'POST /users with "password": "short1"', 422, {"error": "Validation Error", "details": details})
+
+
+# === APP: the article-level tests, on a reader's app ===
+
+
+@functools.cache
+def import_app(app):
+    """The module and the app that `app` (module:attribute) names, imported from the current folder as uvicorn imports
+    them; or the run stops, with one line that says why."""
+    module_name, _, attribute = app.partition(":")
+    if not module_name or not attribute:
+        pytest.exit(f"APP={app}: name your app as uvicorn takes it, module:attribute (APP=main:app)", returncode=4)
+    folder = Path.cwd()
+    if importlib.machinery.PathFinder.find_spec(module_name.split(".")[0], [str(folder)]) is None:
+        pytest.exit(f"APP={app}: there is no {module_name} in {folder}: run pytest in your app's folder", returncode=4)
+    sys.path.insert(0, str(folder))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # a deprecation in the reader's code is shown, not an error
+            warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)  # passlib's: see .pytest.ini
+            module = importlib.import_module(module_name)
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(folder)]
+        at = f" ({Path(frames[-1].filename).relative_to(folder)}, line {frames[-1].lineno})" if frames else ""
+        pytest.exit(f"APP={app}: importing {module_name} failed: {type(exc).__name__}: {exc}{at}", returncode=4)
+    if not hasattr(module, attribute):
+        pytest.exit(f"APP={app}: {module.__file__} has no {attribute}", returncode=4)
+    return module, getattr(module, attribute)
+
+
+SECTIONS = ["basic", "models", "crud", "deps", "auth", "async", "errors"]
+
+if APP:
+    pytestmark = pytest.mark.filterwarnings("default")  # the reader's deprecations are shown, not errors
+    pytest_plugins = [__name__]  # pytest calls a test module's hooks only once it is a plugin
+
+    def pytest_report_collectionfinish(config, start_path, items):
+        """The run's first line: the app, and how many article-level tests of each section run."""
+        module, _ = import_app(APP)
+        counts = {
+            section: sum(item.name.startswith(f"test_{section}_article_") for item in items) for section in SECTIONS
+        }
+        shown = ", ".join(f"{section} {count}" for section, count in counts.items() if count)
+        return f"APP={APP} ({module.__file__}): {sum(counts.values())} article-level tests: {shown or 'none'}"
+
+    @pytest.fixture(scope="session")
+    def readers_client():
+        _, app = import_app(APP)
+        with TestClient(app) as started_client:  # its lifespan runs, as under uvicorn
+            yield started_client
+
+    del client  # the companion's own autouse fixture; the reader's app stands in its place:
+
+    @pytest.fixture(autouse=True, name="client")
+    def readers_app(readers_client):
+        return readers_client
+
+
+# The article's Basic Application, as printed: a reader's main.py, for the README's commands.
+ARTICLES_BASIC_APPLICATION = """
+from fastapi import FastAPI
+
+app = FastAPI(title="My API", description="A sample REST API built with FastAPI", version="1.0.0")
+
+@app.get("/")
+async def root():
+    return {"message": "Welcome to My API"}
+
+@app.get("/health")
+async def health_check():
+    return {"status": "healthy"}
+"""
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_readme_check_your_own_code_runs_as_printed(store, tmp_path):
+    """Its two commands, from a reader's folder: the article's Basic Application with a slip, `-k basic`; and a copy
+    of this main.py, every section (this app passes them). Each run imports the app in the folder it runs in."""
+    if not shutil.which("bash"):
+        pytest.skip("the README's commands are bash's")
+    section = README.split("\n## Check your own code as you follow the article\n")[1].split("\n## ")[0]
+    pointed, copied = re.findall(r"```bash\n(.*?)\n```", section)
+    (tmp_path / "pointed").mkdir()
+    (tmp_path / "pointed" / "main.py").write_text(ARTICLES_BASIC_APPLICATION.replace("to My API", "to my API"))
+    (tmp_path / "copied").mkdir()
+    shutil.copy(HERE / "main.py", tmp_path / "copied")
+    copied = copied.removesuffix(" -k basic")
+    env = {**{k: v for k, v in os.environ.items() if k != "APP"}, **TEST_SETTINGS}
+    runs = {
+        name: subprocess.Popen(
+            ["bash", "-c", command.replace("/path/to/this/repository", str(HERE)).replace(" pytest ", PYTEST)],
+            cwd=tmp_path / name,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, command in [("pointed", pointed), ("copied", copied)]
+    }
+    output = {name: run.communicate(timeout=120)[0] for name, run in runs.items()}
+    pointed_lines, copied_lines = output["pointed"].splitlines(), output["copied"].splitlines()
+    assert runs["pointed"].returncode == 1, output["pointed"]
+    assert f"APP=main:app ({tmp_path}/pointed/main.py): 3 article-level tests: basic 3" in pointed_lines
+    assert (
+        'GET /: the article answers 200 {"message": "Welcome to My API"}; your app answered 200 {"message": '
+        '"Welcome to my API"}' in pointed_lines
+    )
+    assert runs["copied"].returncode == 0, output["copied"]
+    [first] = [line for line in copied_lines if line.startswith("APP=main:app")]
+    sections = ", ".join(rf"{section} \d+" for section in SECTIONS)
+    header = re.fullmatch(rf"APP=main:app \({tmp_path}/copied/main.py\): (\d+) article-level tests: {sections}", first)
+    assert header, first
+    assert f" {header[1]} passed, " in copied_lines[-1], copied_lines[-1]
+
+
+PYTEST = f" {sys.executable} -m pytest -p no:cacheprovider "  # the README's `pytest`, in this venv, writing no cache
+
+
+def skip_what_cannot_run(tests):
+    """With APP set, every test but the article-level ones; without README.md, the tests named *readme*."""
+    for name, test in list(tests.items()):
+        if APP and name.startswith("test_") and "_article_" not in name:
+            tests[name] = pytest.mark.skip(reason=f"checks this repository's main.py, not APP={APP}")(test)
+        elif not README and name.startswith("test_") and "readme" in name:
+            tests[name] = pytest.mark.skip(reason="needs README.md beside test_main.py")(test)
+
+
+skip_what_cannot_run(globals())
