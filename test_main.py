@@ -388,7 +388,7 @@ def test_crud_duplicate_email_is_refused_whatever_its_case(client, signed_up, ta
 
 def test_crud_a_taken_email_is_refused_before_any_hash_is_made(client, main, monkeypatch):
     create_user(client)
-    hashed = []
+    hashed: list[str] = []
     monkeypatch.setattr(main, "get_password_hash", hashed.append)
     r = client.post("/users", json={**ADA, "email": "ADA@example.com"})
     assert r.status_code == 400, r.text
