@@ -229,8 +229,7 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> Use
         # require_exp: the article's would take a token that never expires. The sub is the user's id (see login).
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
         token_data = TokenData.model_validate({"user_id": payload.get("sub")})
-    # python-jose raises TypeError or OverflowError, not JWTError, for a signed token whose exp is null, a list, ...,
-    # and RecursionError for JSON nested a thousand deep: any token it cannot read is a 401.
+    # python-jose raises TypeError or OverflowError for an exp that is null or a list, RecursionError for deep JSON
     except (JWTError, TypeError, OverflowError, RecursionError, ValidationError):
         raise credentials_exception from None
 
@@ -255,14 +254,12 @@ async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
 
-    # Check if email already exists: one lookup, whatever the email's case. Before hashing (a quarter of a second of
-    # CPU), and again after, with no pause before storing: a sign-up sent at the same time may have taken it.
-    email_taken = HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
+    # Check if email already exists, whatever its case. A free one is hashed first (in a thread: bcrypt takes a quarter
+    # of a second), so the check comes after too, as a sign-up sent at the same time may have taken it meanwhile.
+    if user.email.lower() not in user_ids_by_email:
+        hashed_password = await run_in_threadpool(get_password_hash, user.password)
     if user.email.lower() in user_ids_by_email:
-        raise email_taken
-    hashed_password = await run_in_threadpool(get_password_hash, user.password)
-    if user.email.lower() in user_ids_by_email:
-        raise email_taken
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
 
     # Create user record: model_dump is Pydantic v2's dict(); the hash is kept, the password never is
     user_data = user.model_dump(exclude={"password"})
@@ -541,10 +538,9 @@ def as_email(username: str) -> str | None:
 
 
 class LoginThrottle:
-    """Not in the article: LOGIN_ATTEMPTS failed logins per client and email a window, and LOGIN_ATTEMPTS_PER_CLIENT
-    per client, then a 429. With a database, its table keeps the failures, so every worker counts them all."""
+    """Not in the article: per client, a 429 past LOGIN_ATTEMPTS failures for an email, or LOGIN_ATTEMPTS_PER_CLIENT."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # the failures: with a database, in its table, which every worker counts
         self.failures: list[tuple[float, str, str]] = []  # in memory: (time, client, email)
 
     async def attempt(self, client: str, email: str) -> tuple[float, int]:
@@ -553,38 +549,33 @@ class LoginThrottle:
         since = now - settings.login_window_minutes * 60
         if engine is None:  # nothing pauses here, so one attempt counts at a time
             self.failures = [failure for failure in self.failures if failure[0] > since]  # a window's checks at most
-            if not (wait := login_wait([(at, e) for at, c, e in self.failures if c == client], email, now)):
+            if not (wait := self.wait([(at, e) for at, c, e in self.failures if c == client], email, since)):
                 self.failures.append((now, client, email))
             return now, wait
         async with engine.begin() as connection:  # one attempt at a time, in every worker: it counts, then adds itself
             lock = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "LOCK login_failures IN EXCLUSIVE MODE"
             await connection.exec_driver_sql(lock)
             await connection.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-            failures = await connection.execute(
-                select(LoginFailure.at, LoginFailure.email).where(LoginFailure.client == client)
-            )
-            if not (wait := login_wait(failures.all(), email, now)):
+            failures = await connection.execute(select(LoginFailure.at, LoginFailure.email).filter_by(client=client))
+            if not (wait := self.wait(failures.all(), email, since)):
                 await connection.execute(insert(LoginFailure).values(at=now, client=client, email=email))
         return now, wait
 
     async def forget(self, client: str, email: str, at: float | None = None) -> None:
-        """Forget the client's failures for this email, as it logged in; or with `at`, only that attempt's, as its
-        password could not be checked (the database failed, say)."""
+        """Forget the client's failures for this email (it logged in), or with `at`, that attempt's (never checked)."""
         if engine is None:  # keep other clients' and emails' failures, and with `at`, other attempts'
             self.failures = [f for f in self.failures if f[1:] != (client, email) or at not in (None, f[0])]
             return
-        query = delete(LoginFailure).where(LoginFailure.client == client, LoginFailure.email == email)
+        query = delete(LoginFailure).filter_by(client=client, email=email)
         async with engine.begin() as connection:
-            await connection.execute(query if at is None else query.where(LoginFailure.at == at))
+            await connection.execute(query if at is None else query.filter_by(at=at))
 
-
-def login_wait(failures: Sequence[tuple[float, str]], email: str, now: float) -> int:
-    """The seconds until a client with these failures (time, email) may try this email again: 0 if it may now."""
-    account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
-    limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
-    # Locked until the limit-th latest failure expires: then fewer than the limit remain.
-    unlocked = [times[-limit] + settings.login_window_minutes * 60 for limit, times in limits if len(times) >= limit]
-    return math.ceil(max(unlocked, default=now) - now)
+    def wait(self, failures: Sequence[tuple[float, str]], email: str, since: float) -> int:
+        """The seconds until a client with these failures (time, email) since then may try this email: 0 if now."""
+        account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
+        limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
+        # Locked until the limit-th latest failure leaves the window: then fewer than the limit remain.
+        return math.ceil(max((times[-limit] - since for limit, times in limits if len(times) >= limit), default=0))
 
 
 login_throttle = LoginThrottle()
@@ -612,9 +603,7 @@ def open_engine(url: str) -> AsyncEngine:
         raise SystemExit(f"DATABASE_URL is not usable: {exc} (examples: {examples})") from None
     if engine.dialect.name == "sqlite":  # SQLite's lower() folds only A to Z: Python's folds every capital, as memory
         event.listen(
-            engine.sync_engine,
-            "connect",
-            lambda dbapi, _: dbapi.create_function("lower", 1, str.lower, deterministic=True),
+            engine.sync_engine, "connect", lambda con, _: con.create_function("lower", 1, str.lower, deterministic=True)
         )
     return engine
 
@@ -670,8 +659,7 @@ db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VAL
 )
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
-    # Not in the article: a taken email costs no hash. The unique index still stops two sign-ups sent at once.
-    if await db.scalar(select(User.id).where(func.lower(User.email) == func.lower(user.email))) is not None:
+    if await get_user_by_email(user.email):  # Not in the article: a taken email costs no hash (the index decides)
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
     db_user = User(
         **user.model_dump(exclude={"password"}),  # every field (the article names two, and loses role)
