@@ -780,8 +780,8 @@ async def start_database() -> None:
                 await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
             elif dialect == "sqlite":
                 await connection.exec_driver_sql("BEGIN IMMEDIATE")
-            if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # emails would differ from sign-up to login
-                stop("its lower() folds only A to Z: make it with a UTF-8 LC_CTYPE, as createdb --locale=C.UTF-8 does")
+            if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # else ÅSA and åsa would be two emails
+                stop("its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8")
             await connection.run_sync(Base.metadata.create_all)
             if missing := await connection.run_sync(missing_columns):
                 fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""

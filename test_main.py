@@ -1202,6 +1202,18 @@ def test_async_a_column_the_database_lacks_stops_the_app_with_one_line(main, sto
 ALTER = "ALTER TABLE users ADD COLUMN bio VARCHAR"
 
 
+@pytest.mark.parametrize("store", [store for store in SQL_STORES if store == "postgresql"])
+def test_async_a_database_whose_lower_folds_only_a_to_z_stops_the_app_with_one_line(store, monkeypatch, capsys):
+    """A PostgreSQL database made with LC_CTYPE C: its lower() would make ÅSA and åsa two emails."""
+    url = f"{TEST_DATABASE_URL}_c"  # .ci/run makes it: createdb -T template0 --lc-ctype=C --lc-collate=C app_test_c
+    line = start_stopping(import_main("main_c_ctype", DATABASE_URL=url), monkeypatch, capsys)
+    if "does not exist" in line:
+        pytest.skip(f"no database {url.rsplit('/', 1)[1]} with LC_CTYPE C")
+    assert line.endswith(
+        ": its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8"
+    )
+
+
 @pytest.mark.parametrize("store", ["sqlite"])
 def test_async_several_workers_start_cleanly_on_a_fresh_sqlite_file(store, tmp_path):
     env = {**os.environ, **TEST_SETTINGS, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/fresh.db"}
