@@ -571,7 +571,7 @@ class LoginThrottle:
             await connection.execute(query if at is None else query.filter_by(at=at))
 
     def wait(self, failures: Sequence[tuple[float, str]], email: str, since: float) -> int:
-        """The seconds until a client with these failures (time, email) since then may try this email: 0 if now."""
+        """The seconds until a client with these failures (time, email), all after `since`, may try this email."""
         account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
         limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
         # Locked until the limit-th latest failure leaves the window: then fewer than the limit remain.
@@ -659,7 +659,7 @@ db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VAL
 )
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
-    if await get_user_by_email(user.email):  # Not in the article: a taken email costs no hash (the index decides)
+    if await get_user_by_email(user.email):  # Not in the article: no hash for a taken email (the index stops the rest)
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
     db_user = User(
         **user.model_dump(exclude={"password"}),  # every field (the article names two, and loses role)

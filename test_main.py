@@ -934,6 +934,16 @@ def failed_logins(client, main):
     return on_app_loop(client, read)
 
 
+def test_auth_throttle_does_not_count_a_login_whose_password_was_never_checked(client, main, monkeypatch):
+    async def database_gone(email, password):
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(main, "authenticate_user", database_gone)
+    r = request_a_500(client, "POST", "/token", data=ADA_FORM)
+    assert r.status_code == (500 if main.engine is None else 503), r.text  # memory has no database to blame
+    assert failed_logins(client, main) == []
+
+
 def test_auth_throttle_keeps_no_refused_attempt_and_nothing_past_its_window(client, main, monkeypatch):
     fail_logins(client, 5)
     for _ in range(10):
