@@ -7,7 +7,6 @@ import os
 import secrets
 import sys
 import time
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from passlib.context import CryptContext
 from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import DateTime, Index, String, delete, func, insert, inspect, select, update
+from sqlalchemy import DateTime, Index, String, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -88,6 +87,7 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = Field(default=30, gt=0, description="a whole number of minutes, 1 or more")
     bcrypt_rounds: int = Field(default=12, ge=4, le=14, description="a whole number from 4 to 14")
     login_attempts: int = Field(default=5, gt=0, description="a whole number, 1 or more")
+    login_attempts_per_client: int = Field(default=100, gt=0, description="a whole number, 1 or more")
     login_window_minutes: int = Field(default=15, gt=0, description="a whole number of minutes, 1 or more")
     sql_echo: bool = Field(default=False, description="true or false")
     database_timeout: float = Field(default=5, gt=0, description="a number of seconds, more than 0")
@@ -235,8 +235,8 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> Use
         # require_exp: the article's would take a token that never expires. The sub is the user's id (see login).
         payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require_exp": True})
         token_data = TokenData.model_validate({"user_id": payload.get("sub")})
-    # python-jose raises TypeError or OverflowError, not JWTError, for a signed token whose exp is null, a list, ...
-    except (JWTError, TypeError, OverflowError, ValidationError):
+    # python-jose raises TypeError or OverflowError for an exp that is null or a list, RecursionError for deep JSON
+    except (JWTError, TypeError, OverflowError, RecursionError, ValidationError):
         raise credentials_exception from None
 
     user = await get_user_from_db(token_data.user_id)
@@ -258,11 +258,10 @@ async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
 
-    # Hashed first, in a thread (bcrypt takes a quarter of a second): nothing then pauses between the email check
-    # and storing the user, so two sign-ups sent at once cannot both pass the check.
-    hashed_password = await run_in_threadpool(get_password_hash, user.password)
-
-    # Check if email already exists: one lookup, whatever the email's case
+    # Check if email already exists, whatever its case. A free one is hashed first (in a thread: bcrypt takes a quarter
+    # of a second), so the check comes after too, as a sign-up sent at the same time may have taken it meanwhile.
+    if user.email.lower() not in user_ids_by_email:
+        hashed_password = await run_in_threadpool(get_password_hash, user.password)
     if user.email.lower() in user_ids_by_email:
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
 
@@ -456,7 +455,7 @@ async def get_user_by_email(email: str) -> UserInDB | None:
     if engine is None:
         return users_db.get(user_ids_by_email.get(email.lower(), 0))
     async with AsyncSessionLocal() as db:
-        user = await db.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        user = await db.scalar(select(User).where(func.lower(User.email) == func.lower(email)))  # as the index folds
     return None if user is None else UserInDB.model_validate(user)
 
 
@@ -494,13 +493,14 @@ async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> di
     """Authenticate and return JWT token. The username is the user's email."""
     email = as_email(form_data.username)
     # Not in the article: a throttle. It counts an attempt before checking it, so a burst gets no extra guesses.
-    throttle_key = (request.client.host if request.client else "", (email or form_data.username).lower())
-    if retry_after := login_throttle.attempt(throttle_key):
+    client, username = request.client.host if request.client else "", (email or form_data.username).lower()
+    attempted_at, retry_after = await login_throttle.attempt(client, username)
+    if retry_after:
         raise CustomException("Too many failed login attempts, try again later", 429, {"Retry-After": str(retry_after)})
     try:
         user = await authenticate_user(email, form_data.password)
     except Exception:
-        login_throttle.take_back(throttle_key)  # no password was checked: the database failed, say
+        await login_throttle.forget(client, username, attempted_at)  # no password was checked: the database failed
         raise
     if not user:
         raise HTTPException(
@@ -508,7 +508,7 @@ async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> di
             detail="Incorrect username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    login_throttle.forget(throttle_key)
+    await login_throttle.forget(client, username)
     if not user.is_active:  # Not in the article, as in get_current_user
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
 
@@ -542,44 +542,44 @@ def as_email(username: str) -> str | None:
 
 
 class LoginThrottle:
-    """Not in the article: LOGIN_ATTEMPTS password checks per (client, username) a window, then a 429; per process."""
+    """Not in the article: per client, a 429 past LOGIN_ATTEMPTS failures for an email, or LOGIN_ATTEMPTS_PER_CLIENT."""
 
-    def __init__(self, max_keys: int = 10_000) -> None:
-        # Each key's latest attempts, least recently tried first: a few megabytes at most (usernames are short).
-        self.attempts: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
-        self.max_keys = max_keys
+    def __init__(self) -> None:  # the failures: with a database, in its table, which every worker counts
+        self.failures: list[tuple[float, str, str]] = []  # in memory: (time, client, email)
 
-    def attempt(self, key: tuple[str, str]) -> int:
-        """Count an attempt, before its password is checked: 0 if it may go ahead, else the seconds to wait."""
-        now = time.monotonic()
-        if key not in self.attempts and len(self.attempts) >= self.max_keys:
-            # Full: forget the least recently tried key that is not locked; if every one is, wait for the first.
-            unlocked = (old for old, attempts in self.attempts.items() if not self.wait(attempts, now))
-            if (old := next(unlocked, None)) is None:
-                return min(self.wait(attempts, now) for attempts in self.attempts.values())
-            self.forget(old)
-        attempts = self.attempts.setdefault(key, deque(maxlen=settings.login_attempts))
-        if wait := self.wait(attempts, now):
-            return wait
-        attempts.append(now)
-        self.attempts.move_to_end(key)
-        return 0
+    async def attempt(self, client: str, email: str) -> tuple[float, int]:
+        """Count an attempt as a failure until it succeeds: its time, and 0 if it may go ahead, else seconds to wait."""
+        now = time.time()
+        since = now - settings.login_window_minutes * 60
+        if engine is None:  # nothing pauses here, so one attempt counts at a time
+            self.failures = [failure for failure in self.failures if failure[0] > since]  # a window's checks at most
+            if not (wait := self.wait([(at, e) for at, c, e in self.failures if c == client], email, since)):
+                self.failures.append((now, client, email))
+            return now, wait
+        async with engine.begin() as connection:  # one attempt at a time, in every worker: it counts, then adds itself
+            lock = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "LOCK login_failures IN EXCLUSIVE MODE"
+            await connection.exec_driver_sql(lock)
+            await connection.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+            failures = await connection.execute(select(LoginFailure.at, LoginFailure.email).filter_by(client=client))
+            if not (wait := self.wait(failures.all(), email, since)):
+                await connection.execute(insert(LoginFailure).values(at=now, client=client, email=email))
+        return now, wait
 
-    def wait(self, attempts: deque[float], now: float) -> int:
-        """The seconds until a key with these attempts may try again: 0 unless locked."""
-        if len(attempts) < settings.login_attempts:
-            return 0
-        return max(0, math.ceil(attempts[0] + settings.login_window_minutes * 60 - now))
+    async def forget(self, client: str, email: str, at: float | None = None) -> None:
+        """Forget the client's failures for this email (it logged in), or with `at`, that attempt's (never checked)."""
+        if engine is None:  # keep other clients' and emails' failures, and with `at`, other attempts'
+            self.failures = [f for f in self.failures if f[1:] != (client, email) or at not in (None, f[0])]
+            return
+        query = delete(LoginFailure).filter_by(client=client, email=email)
+        async with engine.begin() as connection:
+            await connection.execute(query if at is None else query.filter_by(at=at))
 
-    def take_back(self, key: tuple[str, str]) -> None:
-        """Uncount the latest attempt: its password could not be checked."""
-        if attempts := self.attempts.get(key):
-            attempts.pop()
-            if not attempts:
-                self.forget(key)
-
-    def forget(self, key: tuple[str, str]) -> None:
-        self.attempts.pop(key, None)
+    def wait(self, failures: Sequence[tuple[float, str]], email: str, since: float) -> int:
+        """The seconds until a client with these failures (time, email), all after `since`, may try this email."""
+        account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
+        limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
+        # Locked until the limit-th latest failure leaves the window: then fewer than the limit remain.
+        return math.ceil(max((times[-limit] - since for limit, times in limits if len(times) >= limit), default=0))
 
 
 login_throttle = LoginThrottle()
@@ -599,10 +599,17 @@ def open_engine(url: str) -> AsyncEngine:
     wait = settings.database_timeout
     timeouts = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
     try:
-        return create_async_engine(url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=timeouts)
+        engine = create_async_engine(
+            url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=timeouts
+        )
     except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
         examples = "sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname"
         raise SystemExit(f"DATABASE_URL is not usable: {exc} (examples: {examples})") from None
+    if engine.dialect.name == "sqlite":  # SQLite's lower() folds only A to Z: Python's folds every capital, as memory
+        event.listen(
+            engine.sync_engine, "connect", lambda con, _: con.create_function("lower", 1, str.lower, deterministic=True)
+        )
+    return engine
 
 
 engine = open_engine(DATABASE_URL) if DATABASE_URL else None
@@ -656,6 +663,8 @@ db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VAL
 )
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
+    if await get_user_by_email(user.email):  # Not in the article: no hash for a taken email (the index stops the rest)
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
     db_user = User(
         **user.model_dump(exclude={"password"}),  # every field (the article names two, and loses role)
         hashed_password=await run_in_threadpool(get_password_hash, user.password),
@@ -746,6 +755,15 @@ async def list_db_items(
     return (await db.scalars(query)).all()
 
 
+class LoginFailure(Base):  # Not in the article: the login throttle's failures, which every worker counts
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[float]  # time.time(): the same clock in every worker
+    client: Mapped[str]  # no index: it never holds more than a window's password checks
+    email: Mapped[str]
+
+
 class Setting(Base):  # Not in the article: the key tokens are signed with, if SECRET_KEY is unset
     __tablename__ = "settings"
 
@@ -766,6 +784,8 @@ async def start_database() -> None:
                 await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
             elif dialect == "sqlite":
                 await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # else ÅSA and åsa would be two emails
+                stop("its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8")
             await connection.run_sync(Base.metadata.create_all)
             if missing := await connection.run_sync(missing_columns):
                 fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""

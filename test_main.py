@@ -8,6 +8,8 @@ import asyncio
 import base64
 import contextlib
 import functools
+import hashlib
+import hmac
 import importlib.machinery
 import importlib.util
 import inspect
@@ -25,6 +27,7 @@ import time
 import traceback
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest.mock import ANY, patch
@@ -56,6 +59,7 @@ TEST_SETTINGS = {
     "ACCESS_TOKEN_EXPIRE_MINUTES": "30",
     "BCRYPT_ROUNDS": "4",
     "LOGIN_ATTEMPTS": "5",
+    "LOGIN_ATTEMPTS_PER_CLIENT": "100",
     "LOGIN_WINDOW_MINUTES": "15",
     "SQL_ECHO": "false",
     "DATABASE_TIMEOUT": "5",
@@ -132,13 +136,15 @@ def client(started, store, monkeypatch):
     monkeypatch.setattr(main, "user_id_counter", 1)
     monkeypatch.setattr(main, "login_throttle", main.LoginThrottle())
     if main.engine is not None:
-        on_app_loop(client, empty_users_table, main)
+        on_app_loop(client, empty_tables, main)
     yield client
     main.app.dependency_overrides.clear()
 
 
-async def empty_users_table(main):
+async def empty_tables(main):
+    """The users, and the throttle's failed logins."""
     async with main.engine.begin() as connection:
+        await connection.exec_driver_sql("DELETE FROM login_failures")
         if connection.dialect.name == "sqlite":  # and its AUTOINCREMENT counter
             await connection.exec_driver_sql("DELETE FROM users")
             await connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'users'")
@@ -380,12 +386,30 @@ def test_crud_create_stores_a_bcrypt_hash_and_never_shows_it(client, main):
     assert main.verify_password(ADA["password"], hashed_password)
 
 
-def test_crud_duplicate_email_is_refused_whatever_its_case(client):
-    create_user(client)
-    r = client.post("/users", json={**ADA, "email": "ADA@Example.COM"})
+@pytest.mark.parametrize(
+    ("signed_up", "taken"),
+    [
+        ("ada@example.com", "ADA@Example.COM"),
+        ("ÅSA@example.com", "åsa@example.com"),  # SQLite's own lower() folds only A to Z
+        ("åsa@example.com", "ÅSA@example.com"),
+        ("ÉLODIE@example.com", "Élodie@example.com"),
+    ],
+)
+def test_crud_duplicate_email_is_refused_whatever_its_case(client, signed_up, taken):
+    create_user(client, email=signed_up)
+    r = client.post("/users", json={**ADA, "email": taken})
     assert r.status_code == 400, r.text
     assert r.json() == {"detail": "Email already registered"}
-    assert client.get("/users").json() == [user_json()]
+    assert client.get("/users").json() == [user_json(email=signed_up)]
+
+
+def test_crud_a_taken_email_is_refused_before_any_hash_is_made(client, main, monkeypatch):
+    create_user(client)
+    hashed: list[str] = []
+    monkeypatch.setattr(main, "get_password_hash", hashed.append)
+    r = client.post("/users", json={**ADA, "email": "ADA@example.com"})
+    assert r.status_code == 400, r.text
+    assert hashed == []
 
 
 def test_crud_list_pages_in_creation_order_and_filters_by_role(client):
@@ -636,6 +660,8 @@ def test_auth_a_hash_made_before_libpass_still_verifies(main, store):
         ("bob@xn--bcher-kva.de", "bob@xn--bcher-kva.de"),
         ("bob@xn--bcher-kva.de", "BOB@B\u00fccher.de"),
         ("Ada Lovelace <ada@example.com>", "ada@example.com"),
+        ("ÅSA@example.com", "ÅSA@example.com"),
+        ("ÅSA@example.com", "åsa@example.com"),
     ],
 )
 def test_auth_the_email_that_signed_up_logs_in(client, signed_up, logs_in):
@@ -651,7 +677,7 @@ def test_auth_a_username_longer_than_an_email_is_422_and_not_kept(client, main):
     assert r.json()["details"] == [
         {"field": "body -> username", "message": "String should have at most 254 characters", "type": "string_too_long"}
     ]
-    assert not main.login_throttle.attempts
+    assert failed_logins(client, main) == []
 
 
 @pytest.mark.parametrize(
@@ -707,6 +733,7 @@ def in_minutes(minutes):
 
 
 ADA_CLAIMS = {"sub": "1", "email": ADA["email"]}
+DEEP = b"[" * 5000 + b"]" * 5000  # JSON nested 5,000 deep
 
 
 @pytest.mark.parametrize(
@@ -756,8 +783,12 @@ def test_auth_me_rejects_bad_claims(client, main, claims):
         lambda main: jwt.encode({**ADA_CLAIMS, "exp": in_minutes(5)}, main.SECRET_KEY, algorithm="HS512"),
         # alg "none": Ada's claims, unsigned
         lambda main: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwiZW1haWwiOiJhZGFAZXhhbXBsZS5jb20ifQ.",
+        lambda main: b64(DEEP) + ".e30.x",  # where the header should be
+        lambda main: b64(b'{"alg": "HS256", "x": ' + DEEP + b"}") + ".e30.x",
+        lambda main: signed(main, b'{"sub": "1", "x": ' + DEEP + b"}"),  # with the right key
+        lambda main: "x" * 100_000,
     ],
-    ids=["garbage", "other-key", "other-alg", "alg-none"],
+    ids=["garbage", "other-key", "other-alg", "alg-none", "deep-header", "deep-in-header", "deep-claims", "huge"],
 )
 def test_auth_me_rejects_bad_tokens(client, main, token):
     create_user(client)
@@ -765,6 +796,17 @@ def test_auth_me_rejects_bad_tokens(client, main, token):
     assert r.status_code == 401, r.text
     assert r.json() == {"detail": "Could not validate credentials"}
     assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed(main, claims):
+    """A token of these claims (JSON bytes), signed with the app's key."""
+    signing_input = b64(b'{"alg": "HS256", "typ": "JWT"}') + "." + b64(claims)
+    signature = hmac.new(main.SECRET_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
 
 
 def test_auth_token_of_a_deleted_user_is_rejected_even_once_the_email_signs_up_again(client):
@@ -846,10 +888,12 @@ def test_auth_throttle_holds_against_a_burst(client, main, monkeypatch):
         return main.pwd_context.verify(*args)
 
     monkeypatch.setattr(main, "verify_password", counting_verify)
-    guesses = [{"username": ADA["email"], "password": f"wrong-password{i}"} for i in range(29)]
-    responses = send_at_once(client, "POST", "/token", [{"data": form} for form in [*guesses, ADA_FORM]])
+    guesses = [{"data": {"username": ADA["email"], "password": f"wrong-password{i}"}} for i in range(30)]
+    responses = send_at_once(client, "POST", "/token", guesses)
     assert len(checks) == 5
-    assert [r.status_code for r in responses] == [401] * 5 + [429] * 25
+    assert sorted(r.status_code for r in responses) == [401] * 5 + [429] * 25
+    [r] = send_at_once(client, "POST", "/token", [{"data": ADA_FORM}])  # from the burst's client
+    assert r.status_code == 429, r.text
 
 
 def test_auth_throttle_counts_every_spelling_of_an_email_as_one(client):
@@ -890,8 +934,8 @@ def test_auth_throttle_spares_other_accounts_and_resets_on_success(client):
 def test_auth_throttle_lets_a_key_in_again_after_the_window(client, main, monkeypatch):
     create_user(client)
     fail_logins(client, 5)
-    later = main.time.monotonic() + 15 * 60
-    monkeypatch.setattr(main.time, "monotonic", lambda: later)
+    later = main.time.time() + 15 * 60
+    monkeypatch.setattr(main.time, "time", lambda: later)
     assert login(client)
 
 
@@ -905,34 +949,92 @@ def test_auth_throttle_attempts_and_window_are_settings(client, main, monkeypatc
     assert 0 < int(r.headers["Retry-After"]) <= 60
 
 
-def keys(*names):
-    return [("testclient", f"{name}@example.com") for name in names]
+def failed_logins(client, main):
+    """The failed logins the throttle keeps, as (client, email) pairs, on any store."""
+    if main.engine is None:
+        return [(client_host, email) for _, client_host, email in main.login_throttle.failures]
+
+    async def read():
+        async with main.engine.connect() as connection:
+            rows = await connection.exec_driver_sql("SELECT client, email FROM login_failures ORDER BY at")
+            return [tuple(row) for row in rows]
+
+    return on_app_loop(client, read)
 
 
-def test_auth_throttle_memory_is_bounded(main):
-    throttle = main.LoginThrottle(max_keys=3)
-    for key in keys(*"abcdefg"):
-        assert throttle.attempt(key) == 0
-    assert list(throttle.attempts) == keys("e", "f", "g")
+def test_auth_throttle_does_not_count_a_login_whose_password_was_never_checked(client, main, monkeypatch):
+    async def database_gone(email, password):
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(main, "authenticate_user", database_gone)
+    r = request_a_500(client, "POST", "/token", data=ADA_FORM)
+    assert r.status_code == (500 if main.engine is None else 503), r.text  # memory has no database to blame
+    assert failed_logins(client, main) == []
 
 
-def test_auth_throttle_when_full_forgets_expired_keys_first_and_never_a_locked_one(main, monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
-    throttle = main.LoginThrottle(max_keys=2)
-    throttle.attempt(keys("old")[0])
-    now[0] += 15 * 60
-    for _ in range(5):
-        throttle.attempt(keys("locked")[0])
-    throttle.attempt(keys("new")[0])  # "old" has expired: it goes
-    assert list(throttle.attempts) == keys("locked", "new")
-    throttle.attempt(keys("newer")[0])  # full again: "new" goes, "locked" stays locked
-    assert list(throttle.attempts) == keys("locked", "newer")
-    assert throttle.attempt(keys("locked")[0]) > 0
-    for _ in range(5):
-        throttle.attempt(keys("newer")[0])
-    assert throttle.attempt(keys("newest")[0]) == 15 * 60  # only locked keys: refused, not forgotten
-    assert list(throttle.attempts) == keys("locked", "newer")
+def test_auth_throttle_keeps_no_refused_attempt_and_nothing_past_its_window(client, main, monkeypatch):
+    fail_logins(client, 5)
+    for _ in range(10):
+        assert client.post("/token", data=ADA_FORM).status_code == 429
+    assert failed_logins(client, main) == [("testclient", ADA["email"])] * 5
+    later = main.time.time() + 15 * 60
+    monkeypatch.setattr(main.time, "time", lambda: later)
+    fail_logins(client, 1, username="grace@example.com")
+    assert failed_logins(client, main) == [("testclient", "grace@example.com")]
+
+
+def test_auth_throttle_gives_a_client_a_budget_across_all_emails(client, main):
+    """Password spraying: one password tried on many emails, from one client."""
+    create_user(client)
+    for i in range(50):
+        fail_logins(client, 1, username=f"user{i}@example.com")
+        fail_logins(client, 1, username=f"other{i}@example.com")
+        if i == 25:
+            assert login(client)  # a success is not a failure
+    r = client.post("/token", data={"username": "user99@example.com", "password": "analytical1"})
+    assert r.status_code == 429, r.text
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
+    assert client.post("/token", data=ADA_FORM).status_code == 429
+    [r] = send_at_once(client, "POST", "/token", [{"data": ADA_FORM}])  # another client has its own budget
+    assert r.status_code == 200, r.text
+
+
+def test_auth_throttle_budget_per_client_is_a_setting(client, main, monkeypatch):
+    monkeypatch.setattr(main.settings, "login_attempts_per_client", 3)
+    for name in ("a", "b", "c"):
+        fail_logins(client, 1, username=f"{name}@example.com")
+    r = client.post("/token", data={"username": "d@example.com", "password": "x"})
+    assert r.status_code == 429, r.text
+
+
+@pytest.mark.parametrize("store", SQL_STORES)
+def test_auth_throttle_is_one_for_every_worker_on_a_database(client, store):
+    """Two workers: two imports of main.py, each with its own engine, on one database."""
+    other = import_main(f"main_other_worker_{store}", DATABASE_URL=database_url(store))
+    with TestClient(other.app) as other_worker:
+        create_user(client)
+        fail_logins(client, 4)
+        assert login(other_worker)  # a success on one worker clears the count on every one
+        fail_logins(client, 3)
+        fail_logins(other_worker, 2)
+        for worker in (client, other_worker):
+            r = worker.post("/token", data=ADA_FORM)
+            assert r.status_code == 429, r.text
+
+
+@pytest.mark.parametrize("store", SQL_STORES)
+def test_auth_throttle_holds_against_a_burst_on_two_workers(client, main, store, monkeypatch):
+    other = import_main(f"main_other_worker_{store}", DATABASE_URL=database_url(store))
+    checks = []
+    for module in (main, other):
+        monkeypatch.setattr(module, "verify_password", lambda *args: checks.append(args))
+    guesses = [{"data": {"username": ADA["email"], "password": f"wrong-password{i}"}} for i in range(15)]
+    with TestClient(other.app) as other_worker, ThreadPoolExecutor(2) as pool:
+        create_user(client)
+        bursts = pool.map(lambda worker: send_at_once(worker, "POST", "/token", guesses), [client, other_worker])
+        statuses = sorted(r.status_code for burst in bursts for r in burst)
+    assert len(checks) == 5
+    assert statuses == [401] * 5 + [429] * 25
 
 
 # --- Async Database Operations ---
@@ -1030,9 +1132,10 @@ def test_async_pages_are_limit_and_offset_in_sql(client, main, store):
 @pytest.mark.parametrize("store", SQL_STORES)
 def test_async_lookups_by_email_and_by_id_use_indexes(client, main, store):
     create_user(client)
-    [by_email] = selects_sent(
+    login_selects = selects_sent(
         main, lambda: client.post("/token", data={"username": "ADA@example.com", "password": "x"})
     )
+    [by_email] = [select for select in login_selects if "FROM users" in select[0]]
     [by_id] = selects_sent(main, lambda: client.get("/users/1"))
 
     async def plan(statement, parameters):
@@ -1135,6 +1238,18 @@ def test_async_a_column_the_database_lacks_stops_the_app_with_one_line(main, sto
 
 
 ALTER = "ALTER TABLE users ADD COLUMN bio VARCHAR"
+
+
+@pytest.mark.parametrize("store", [store for store in SQL_STORES if store == "postgresql"])
+def test_async_a_database_whose_lower_folds_only_a_to_z_stops_the_app_with_one_line(store, monkeypatch, capsys):
+    """A PostgreSQL database made with LC_CTYPE C: its lower() would make ÅSA and åsa two emails."""
+    url = f"{TEST_DATABASE_URL}_c"  # .ci/run makes it: createdb -T template0 --lc-ctype=C --lc-collate=C app_test_c
+    line = start_stopping(import_main("main_c_ctype", DATABASE_URL=url), monkeypatch, capsys)
+    if "does not exist" in line:
+        pytest.skip(f"no database {url.rsplit('/', 1)[1]} with LC_CTYPE C")
+    assert line.endswith(
+        ": its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8"
+    )
 
 
 @pytest.mark.parametrize("store", ["sqlite"])
