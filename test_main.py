@@ -31,7 +31,7 @@ import pytest
 from fastapi.testclient import TestClient
 from jose import jwt
 from pydantic_settings import BaseSettings
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 HERE = Path(__file__).parent
@@ -1172,16 +1172,20 @@ def database_down(client, main, monkeypatch, outage, tmp_path):
     """Everything as it was, but the database out of reach: nothing listening where it should, a server that turns
     the app away, a file that cannot be opened."""
     engine, sessions = main.engine, main.AsyncSessionLocal
-    url = {
-        "nothing listening": "postgresql+asyncpg://app:app@127.0.0.1:1/app",
-        "turned away": TEST_DATABASE_URL.replace("app:app@", "app:wrong-password@"),
-        "unopenable": f"sqlite+aiosqlite:///{tmp_path}/no/such/folder.db",
-    }[outage]
+    if outage == "turned away":  # the test database with a wrong password, whatever its role and password
+        url = make_url(TEST_DATABASE_URL).set(password="wrong-password").render_as_string(hide_password=False)
+    else:
+        url = {
+            "nothing listening": "postgresql+asyncpg://app:app@127.0.0.1:1/app",
+            "unopenable": f"sqlite+aiosqlite:///{tmp_path}/no/such/folder.db",
+        }[outage]
     use_engine(main, monkeypatch, main.open_engine(url))
-    yield
-    on_app_loop(client, main.engine.dispose)
-    monkeypatch.setattr(main, "engine", engine)
-    monkeypatch.setattr(main, "AsyncSessionLocal", sessions)
+    try:
+        yield
+    finally:  # even when the test fails: a connection left open would fail a later test on a ResourceWarning
+        on_app_loop(client, main.engine.dispose)
+        monkeypatch.setattr(main, "engine", engine)
+        monkeypatch.setattr(main, "AsyncSessionLocal", sessions)
 
 
 UNAVAILABLE = {
