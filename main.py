@@ -120,6 +120,7 @@ class UserBase(BaseModel):
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
+    model_config = ConfigDict(extra="forbid")  # Not in the article: a field it lacks is a 422 naming it, not ignored
     password: str = Field(
         min_length=8,
         max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (see fits_bcrypt)
@@ -164,6 +165,7 @@ class UserInDB(UserResponse):  # Not in the article, which keeps no password: a 
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
+    model_config = ConfigDict(extra="forbid")  # as UserCreate: {"bio": ...} before you add a bio is a 422
     # MISSING, not the article's None: a null is a 422, not stored. strict: is_active must be true or false, not 0/1.
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100, pattern=r"^[^\u0000]*$")
     role: UserRole | MISSING = MISSING

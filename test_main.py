@@ -401,6 +401,20 @@ def test_models_user_create_validation(client, fields, field, message):
     assert r.json() == {"error": "Validation Error", "details": [{"field": field, "message": message, "type": ANY}]}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"), [("POST", "/users", ADA), ("PATCH", "/users/1", {"name": "Countess of Lovelace"})]
+)
+def test_models_a_field_the_model_lacks_is_a_422_naming_it_not_dropped(client, method, path, body):
+    create_user(client, email="grace@example.com")
+    sign_in(client, "grace@example.com")
+    r = client.request(method, path, json={**body, "nickname": "Enchantress of Numbers"})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"] == [
+        {"field": "body -> nickname", "message": "Extra inputs are not permitted", "type": "extra_forbidden"}
+    ]
+    assert [user["name"] for user in client.get("/users").json()] == ["Ada Lovelace"]
+
+
 def test_models_password_of_72_bytes_is_whole_and_accepted(client):
     password = "1" + "é" * 35 + "x"  # 72 bytes in UTF-8
     create_user(client, password=password)
@@ -432,6 +446,63 @@ def test_models_user_update_rejects_null_and_loose_types(client, update):
     assert r.status_code == 422, r.text
     assert r.json()["details"][0]["field"] == f"body -> {next(iter(update))}"
     assert known(client.get("/users/1").json()) == user_json()
+
+
+def with_new_lines(source, block):
+    """main.py's source with a README block's lines marked `# new` added where the block shows them: in the class
+    its first line names, after the line the block shows before them."""
+    lines = block.splitlines()
+    new = [line for line in lines if line.endswith("# new")]
+    after = lines[lines.index(new[0]) - 1] + "\n"
+    at = source.index(after, source.index(lines[0] + "\n")) + len(after)
+    return source[:at] + "".join(line + "\n" for line in new) + source[at:]
+
+
+def on_database(main, url, work):
+    """work(connection)'s result, run in a transaction on the database at url, with an engine of its own."""
+
+    async def run():
+        engine = main.open_engine(url)
+        try:
+            async with engine.begin() as connection:
+                return await connection.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def run_sql(main, url, statements):
+    on_database(main, url, lambda connection: [connection.exec_driver_sql(statement) for statement in statements])
+
+
+def test_models_the_readmes_new_column_is_kept_and_patched(store, tmp_path):
+    """The README's Add a column, as printed, in a copy of main.py: sign-up, PATCH and the database keep a bio."""
+    section = README.split("**Add a column.**")[1].split("\n### ")[0]
+    source = (HERE / "main.py").read_text()
+    for block in re.findall(r"```python\n(.*?)```", section, re.DOTALL):
+        source = with_new_lines(source, block)
+    (tmp_path / "main.py").write_text(source)
+    url = "" if store == "memory" else database_url(store, tmp_path)
+    learner = import_main(f"main_bio_{store}", tmp_path / "main.py", DATABASE_URL=url)
+    added = []
+    if store == "postgresql":  # the suite's own tables: the column is added, as the app says, for this test only
+        added = on_database(learner, url, learner.missing_columns)
+        run_sql(learner, url, added)
+    try:
+        with TestClient(learner.app) as learners:
+            assert create_user(learners)["bio"] is None
+            sign_in(learners)
+            [(command, printed)] = re.findall(r"```bash\n(.*?)\n```\n```text\n(.*?)\n```", section, re.DOTALL)
+            r = send_curl(learners, command.replace("$TOKEN", learners.headers["Authorization"].split()[1]))
+            *body, status = printed.split("\n")
+            assert f"HTTP {r.status_code}" == status, r.text
+            assert shown(r.json(), without_times_and_tokens("\n".join(body))), r.text
+            assert learners.get("/users/1").json()["bio"] == "Poet of science"
+            assert learners.patch("/users/1", json={"bio": None}).json()["bio"] is None
+    finally:
+        if added:
+            run_sql(learner, url, [statement.replace(" ADD ", " DROP ").rsplit(" ", 1)[0] for statement in added])
 
 
 # --- CRUD Endpoints ---
@@ -536,8 +607,11 @@ def test_crud_patch_cannot_change_fields_the_model_does_not_own(client, main):
         "/users/1",
         json={"id": 9, "email": "eve@example.com", "created_at": "2000-01-01T00:00:00Z", "hashed_password": "x"},
     )
-    assert r.status_code == 200, r.text
-    assert r.json() == created
+    assert r.status_code == 422, r.text
+    assert [(d["field"], d["type"]) for d in r.json()["details"]] == [
+        (f"body -> {field}", "extra_forbidden") for field in ("id", "email", "created_at", "hashed_password")
+    ]
+    assert client.get("/users/1").json() == created
     assert on_app_loop(client, main.get_user_from_db, 1).hashed_password == hashed_password
     assert on_app_loop(client, main.get_user_by_email, "eve@example.com") is None
 
