@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from operator import attrgetter
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
@@ -26,8 +26,8 @@ from passlib.context import CryptContext
 from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import DateTime, Index, String, delete, func, insert, inspect, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import DateTime, Index, String, TypeDecorator, delete, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -150,12 +150,6 @@ class UserResponse(UserBase):
     id: int
     created_at: datetime
     is_active: bool = True
-
-    @field_validator("created_at")
-    @classmethod
-    def in_utc(cls, value: datetime) -> datetime:
-        """Not in the article: SQLite keeps no timezone, so a time read back from it is UTC."""
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class UserInDB(UserResponse):  # Not in the article, which keeps no password: a user with the hash login checks
@@ -609,9 +603,17 @@ engine = open_engine(DATABASE_URL) if DATABASE_URL else None
 AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 
+class UTCDateTime(TypeDecorator[datetime]):  # Not in the article: SQLite keeps no timezone; its times are UTC
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
 # DeclarativeBase, Mapped and mapped_column: SQLAlchemy 2's spelling of the article's declarative_base() and Column.
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}  # every Mapped[datetime], yours too
 
 
 class User(Base):
@@ -622,7 +624,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254))  # unique whatever its case: the index below
     name: Mapped[str] = mapped_column(String(100))
     hashed_password: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
     role: Mapped[str] = mapped_column(String(10))  # role and is_active: the article's models have them, its table not
     is_active: Mapped[bool] = mapped_column(default=True)
 
@@ -864,9 +866,15 @@ UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 @app.exception_handler(DBAPIError)
 @app.exception_handler(PoolTimeoutError)
 @app.exception_handler(OSError)  # TimeoutError is one
+@app.exception_handler(OverflowError)  # SQLite's, for a number it cannot store
 async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
     code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
+    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception", SQLite's overflow), an
+    # id past its largest integer say, is bad input: a 422, on any route.
+    if engine is not None and (code.startswith("22") or isinstance(exc, OverflowError)):
+        error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
+        return await validation_exception_handler(request, RequestValidationError([error]))
     query_failed = isinstance(exc, DBAPIError) and exc.statement is not None and not exc.connection_invalidated
     if engine is None or (query_failed and not code.startswith(UNAVAILABLE)):
         raise exc  # a 500 with its traceback: a bug, in a query say

@@ -374,6 +374,8 @@ def test_models_every_model_has_the_fields_the_tests_know(main, store):
 def test_models_role_defaults_to_user_and_created_at_is_utc(client):
     user = create_user(client)
     assert known(user) == user_json()
+    sign_in(client)
+    assert client.get("/users/1").json()["created_at"] == user["created_at"]  # read back from the store, still UTC
     created_at = datetime.fromisoformat(user["created_at"])
     assert created_at.utcoffset() == timedelta(0)
     assert abs(datetime.now(UTC) - created_at) < timedelta(minutes=1)
