@@ -1571,6 +1571,92 @@ def test_routers_the_readmes_router_in_its_own_file_works(store, tmp_path, monke
 # --- Interactive Documentation ---
 
 
+def at_the_end_of_sections(source, section):
+    """main.py's source with each of a README section's `# main.py, at the end of <heading>` blocks added there."""
+    blocks = re.findall(r"```python\n# main\.py, at the end of (.+?)\n(.*?)```", section, re.DOTALL)
+    assert blocks, "the README section has lost its code"
+    for heading, code in blocks:
+        start = source.index(f"# --- {heading} ---\n")
+        end = source.find("\n# --- ", start + 1) % (len(source) + 1)  # the next heading, or the end of the file
+        source = source[:end].rstrip("\n") + "\n\n\n" + code + "\n" + source[end:]
+    return source
+
+
+def routes_of(main):
+    """Each route as the OpenAPI document has it: what it takes, and the statuses it answers (503 aside)."""
+    paths = main.app.openapi()["paths"]
+    return {
+        f"{method.upper()} {path}": {
+            "parameters": sorted((p["in"], p["name"]) for p in operation.get("parameters", [])),
+            "body": operation.get("requestBody"),
+            "statuses": sorted(set(operation["responses"]) - {"503"}),
+        }
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+
+
+def twins_missing(in_memory, on_database):
+    """The routes of one store that the other lacks or answers otherwise: with DATABASE_URL set, the database's
+    routes answer, so a route added in memory only is a 404 there."""
+    memory_routes, database_routes = routes_of(in_memory), routes_of(on_database)
+    return [
+        f"{route} is in memory only: add its twin under Async Database Operations"
+        if route not in database_routes
+        else f"{route} is on the database only: add it in memory too"
+        if route not in memory_routes
+        else f"{route} differs in memory and on the database: {memory_routes[route]} != {database_routes[route]}"
+        for route in sorted(memory_routes.keys() | database_routes.keys())
+        if memory_routes.get(route) != database_routes.get(route)
+    ]
+
+
+@pytest.mark.parametrize("store", ["sqlite"])  # one database's routes are any database's
+def test_routers_every_route_is_the_same_in_memory_and_on_a_database(started, store):
+    assert not twins_missing(started("memory")[0], started(store)[0])
+
+
+def readme_tests(section):
+    """The test functions of a README section's `# test_main.py, at the end` block, run as if in this file."""
+    [code] = re.findall(r"```python\n# test_main\.py, at the end\n(.*?)```", section, re.DOTALL)
+    namespace = dict(globals())
+    exec(code, namespace)
+    return {name: test for name, test in namespace.items() if name.startswith("test_") and name not in globals()}
+
+
+def test_routers_the_readmes_resource_of_your_own(store, tmp_path):
+    """The README's posts, as printed, in a copy of main.py, with their tests, each run twice, after the others: a
+    fresh app each time (no posts, ids from 1), on every store."""
+    section = README.split("\n### A resource of your own\n")[1].split("\n### ")[0]
+    (tmp_path / "main.py").write_text(at_the_end_of_sections((HERE / "main.py").read_text(), section))
+    tests = readme_tests(section)
+    assert len(tests) == 3
+    url = "" if store == "memory" else database_url(store, tmp_path)
+    learner = import_main(f"main_posts_{store}", tmp_path / "main.py", DATABASE_URL=url)
+    stores = stores_at_import(learner)
+    if store != "memory":
+        assert not twins_missing(import_main("main_posts_memory", tmp_path / "main.py"), learner)
+    try:
+        with TestClient(learner.app) as learners:
+            rows = on_app_loop(learners, rows_at_start_up, learner) if store != "memory" else None
+            for test in [*tests.values(), *tests.values()]:
+                with pytest.MonkeyPatch.context() as monkeypatch:
+                    fresh_app(learner, learners, stores, rows, monkeypatch)
+                    test(learners)
+                    learners.headers.pop("Authorization", None)
+            create_user(learners)
+            sign_in(learners)
+            created_at = learners.post("/posts", json={"title": "Sketch"}).json()["created_at"]
+            assert [post["created_at"] for post in learners.get("/posts").json()] == [created_at]  # read back: UTC
+            for post_id in (99999999999, 10**20):  # past PostgreSQL's INTEGER, past SQLite's: never a 500
+                r = learners.get(f"/posts/{post_id}")
+                assert r.status_code in (404, 422), r.text
+            assert routes_of(learner)["POST /posts"]["statuses"] == ["201", "400", "401", "422"]
+    finally:
+        if store == "postgresql":  # the suite's database: as it was
+            run_sql(learner, url, ["DROP TABLE posts"])
+
+
 @pytest.mark.parametrize(("path", "marker"), [("/docs", "swagger-ui"), ("/redoc", "redoc")])
 def test_docs_pages_are_served(client, path, marker):
     r = client.get(path)
