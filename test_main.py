@@ -956,6 +956,44 @@ def test_auth_the_readmes_recipe_protects_a_route_and_the_document_says_so(clien
         assert list(responses["401"]["headers"]) == ["WWW-Authenticate"]
 
 
+def test_auth_the_readmes_admin_only_recipe_holds(store, tmp_path):
+    """The README's Admin-only, as printed, in a copy of main.py: no one makes themselves an admin, at sign-up or
+    with PATCH, and only an admin changes or deletes users."""
+    section = README.split("**Admin-only.**")[1].split("\n**")[0]
+    *after_their_first_lines, signatures = re.findall(r"```python\n(.*?)\n```", section, re.DOTALL)
+    source = (HERE / "main.py").read_text()
+    for block in after_their_first_lines:  # each block's first line is main.py's; the lines after it are new
+        first, new = block.split("\n", 1)
+        assert source.count(first + "\n") == 1, first
+        source = source.replace(first + "\n", first + "\n" + new + "\n")
+    for line in signatures.splitlines():
+        source = source.replace(line.replace(", admin: CurrentAdmin", ""), line)
+        assert line in source, f"the README's line is not in main.py: {line}"
+    (tmp_path / "main.py").write_text(source)
+    url = "" if store == "memory" else database_url(store, tmp_path)
+    learner = import_main(f"main_admin_{store}", tmp_path / "main.py", DATABASE_URL=url)
+    with TestClient(learner.app) as learners:
+        r = learners.post("/users", json={**ADA, "role": "admin"})
+        assert r.status_code == 422, r.text
+        assert r.json()["details"][0]["message"] == "Only an admin can make an admin"
+        create_user(learners)
+        create_user(learners, email="grace@example.com", name="Grace Hopper")
+        [make_admin] = re.findall(r'sqlite3 app.db "(.*?)"', section)  # the first admin: Ada, user 1
+        if store == "memory":
+            learner.users_db[1] = learner.users_db[1].model_copy(update={"role": "admin"})
+        else:
+            run_sql(learner, url, [make_admin])
+        assert learners.delete("/users/2").status_code == 401
+        sign_in(learners, "grace@example.com")
+        for method, body in [("PATCH", {"role": "admin"}), ("PATCH", {"name": "Amazing Grace"}), ("DELETE", None)]:
+            r = learners.request(method, "/users/1", json=body)
+            assert r.status_code == 403, r.text
+            assert r.json() == {"detail": "Admins only"}
+        sign_in(learners)
+        assert learners.patch("/users/2", json={"role": "admin"}).json()["role"] == "admin"
+        assert learners.delete("/users/2").status_code == 204
+
+
 def fail_logins(client, count, username=ADA["email"]):
     for _ in range(count):
         r = client.post("/token", data={"username": username, "password": "wrong-password1"})
