@@ -937,8 +937,8 @@ def test_auth_inactive_user_cannot_log_in_or_use_a_token(client):
 def with_signatures(source, signatures):
     """main.py's source with each of these `async def` lines in place of the one that defines the same function."""
     for line in signatures.splitlines():
-        name = re.match(r"async def (\w+)\(", line)[1]
-        source, found = re.subn(rf"^async def {name}\(.*:$", line.replace("\\", r"\\"), source, flags=re.MULTILINE)
+        name = line.removeprefix("async def ").split("(")[0]
+        source, found = re.subn(rf"^async def {name}\(.*:$", line, source, flags=re.MULTILINE)
         assert found == 1, f"main.py has no one line that defines {name}"
     return source
 
