@@ -560,6 +560,8 @@ def test_crud_list_shows_ten_by_default(client):
     ],
 )
 def test_crud_list_rejects_bad_paging(client, params, field):
+    create_user(client)
+    sign_in(client)
     r = client.get("/users", params=params)
     assert r.status_code == 422, r.text
     assert [d["field"] for d in r.json()["details"]] == [field]
@@ -1130,6 +1132,7 @@ def test_async_simultaneous_signups_with_one_email_create_one_user(client):
     responses = send_at_once(client, "POST", "/users", [{"json": ADA}] * 32)
     assert sorted(r.status_code for r in responses) == [201] + [400] * 31
     assert {r.json()["detail"] for r in responses if r.status_code == 400} == {"Email already registered"}
+    sign_in(client)
     assert [u["email"] for u in client.get("/users").json()] == [ADA["email"]]
 
 
@@ -1138,6 +1141,7 @@ def test_async_simultaneous_signups_get_distinct_ids(client):
     responses = send_at_once(client, "POST", "/users", signups)
     assert [r.status_code for r in responses] == [201] * 64
     assert sorted(r.json()["id"] for r in responses) == list(range(1, 65))
+    sign_in(client, "u0@example.com")
     assert len(client.get("/users", params={"limit": 100}).json()) == 64
 
 
@@ -1163,8 +1167,9 @@ def test_async_users_and_tokens_outlive_a_restart(client, main, store):
 )
 def test_async_a_commit_that_fails_is_a_500_and_keeps_nothing(client, main, store, monkeypatch, method, path, body):
     if method != "POST":
-        create_user(client)
-        sign_in(client)
+        create_user(client)  # the user the request changes
+    create_user(client, email="grace@example.com")
+    sign_in(client, "grace@example.com")
     before = client.get("/users").json()
 
     async def failing_commit(self):
@@ -1554,6 +1559,7 @@ def test_errors_unexpected_exception_still_reaches_the_server(client, main):
 def test_routers_users_answers_without_a_redirect(client):
     r = client.post("/users", json=ADA, follow_redirects=False)
     assert r.status_code == 201, r.text
+    sign_in(client)
     r = client.get("/users", follow_redirects=False)
     assert r.status_code == 200, r.text
     r = client.get("/items", headers=API_KEY, follow_redirects=False)
