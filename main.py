@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from operator import attrgetter
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
@@ -26,8 +26,8 @@ from passlib.context import CryptContext
 from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import DateTime, Index, String, delete, event, func, insert, inspect, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import DateTime, Index, String, TypeDecorator, delete, event, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -126,6 +126,7 @@ class UserBase(BaseModel):
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
+    model_config = ConfigDict(extra="forbid")  # Not in the article: a field it lacks is a 422 naming it, not ignored
     password: str = Field(
         min_length=8,
         max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (see fits_bcrypt)
@@ -157,12 +158,6 @@ class UserResponse(UserBase):
     created_at: datetime
     is_active: bool = True
 
-    @field_validator("created_at")
-    @classmethod
-    def in_utc(cls, value: datetime) -> datetime:
-        """Not in the article: SQLite keeps no timezone, so a time read back from it is UTC."""
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 class UserInDB(UserResponse):  # Not in the article, which keeps no password: a user with the hash login checks
     hashed_password: str
@@ -171,7 +166,8 @@ class UserInDB(UserResponse):  # Not in the article, which keeps no password: a 
 class UserUpdate(BaseModel):
     """Model for partial user updates."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Countess of Lovelace"}]})  # as in README.md
+    # extra="forbid", as UserCreate: {"bio": ...} before you add a bio is a 422. The example is README.md's.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Countess of Lovelace"}]})
     # MISSING, not the article's None: a null is a 422, not stored. strict: is_active must be true or false, not 0/1.
     name: str | MISSING = Field(default=MISSING, min_length=1, max_length=100, pattern=r"^[^\u0000]*$")
     role: UserRole | MISSING = MISSING
@@ -618,9 +614,17 @@ engine = open_engine(DATABASE_URL) if DATABASE_URL else None
 AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 
+class UTCDateTime(TypeDecorator[datetime]):  # Not in the article: SQLite keeps no timezone; its times are UTC
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
 # DeclarativeBase, Mapped and mapped_column: SQLAlchemy 2's spelling of the article's declarative_base() and Column.
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}  # every Mapped[datetime], yours too
 
 
 class User(Base):
@@ -631,7 +635,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254))  # unique whatever its case: the index below
     name: Mapped[str] = mapped_column(String(100))
     hashed_password: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
     role: Mapped[str] = mapped_column(String(10))  # role and is_active: the article's models have them, its table not
     is_active: Mapped[bool] = mapped_column(default=True)
 
@@ -886,9 +890,15 @@ UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 @app.exception_handler(DBAPIError)
 @app.exception_handler(PoolTimeoutError)
 @app.exception_handler(OSError)  # TimeoutError is one
+@app.exception_handler(OverflowError)  # SQLite's, for a number it cannot store
 async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
     code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
+    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception", SQLite's overflow), an
+    # id past its largest integer say, is bad input: a 422, on any route.
+    if engine is not None and (code.startswith("22") or isinstance(exc, OverflowError)):
+        error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
+        return await validation_exception_handler(request, RequestValidationError([error]))
     query_failed = isinstance(exc, DBAPIError) and exc.statement is not None and not exc.connection_invalidated
     if engine is None or (query_failed and not code.startswith(UNAVAILABLE)):
         raise exc  # a 500 with its traceback: a bug, in a query say
