@@ -748,11 +748,10 @@ def test_deps_the_database_dependency_can_be_overridden(client, main, tmp_path):
             async with other.begin() as connection:
                 await connection.run_sync(main.Base.metadata.create_all)
                 await connection.execute(main.insert(main.ItemRow).values(id=42, name="Override", price=1.0))
-            async with AsyncSession(other) as session:
-                yield session
+            yield main.async_sessionmaker(other)
             await other.dispose()
 
-        app_dependency = main.get_async_db
+        app_dependency = main.get_read_db
     main.app.dependency_overrides[app_dependency] = get_other_db
     assert client.get("/items", headers=API_KEY).json() == [{"id": 42, "name": "Override", "price": 1.0}]
     main.app.dependency_overrides.clear()
@@ -1676,7 +1675,7 @@ def break_the_database_dependency(main):
         raise RuntimeError("database password is hunter2")
         yield
 
-    main.app.dependency_overrides[main.get_db if main.engine is None else main.get_async_db] = broken
+    main.app.dependency_overrides[main.get_db if main.engine is None else main.get_read_db] = broken
     return ("/items", API_KEY) if main.engine is None else ("/users/1", {})
 
 
