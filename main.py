@@ -152,7 +152,6 @@ class UserResponse(UserBase):
 
     # from_attributes: Pydantic v2's orm mode. Every response has every field, so the schema marks them all required.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
-
     email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
     created_at: datetime
@@ -585,8 +584,7 @@ DATABASE_URL = settings.database_url
 
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
-    # Not in the article: no wait outlasts DATABASE_TIMEOUT; 20 pooled connections, not 5, so busy workers reuse them.
-    wait = settings.database_timeout
+    wait = settings.database_timeout  # Not in the article: no wait outlasts it; a pool of 20, not 5, for busy workers
     timeouts = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
     try:
         engine = create_async_engine(
@@ -880,8 +878,7 @@ async def global_exception_handler(request: Request, exc: Exception) -> JSONResp
 
 
 # Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one log line (README.md,
-# Limits): a network error or timeout, a refused connection (no statement), or a query that got back one of these
-# codes: PostgreSQL's classes connection, resources, shutdown, and lock; SQLite's error names.
+# Limits), as is a query that got back PostgreSQL's connection, resources, shutdown or lock codes, or SQLite's:
 UNAVAILABLE = ("08", "53", "57", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 
 
