@@ -889,7 +889,7 @@ UNAVAILABLE = ("08", "53", "57", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLIT
 async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
     code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
-    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception"), a too large id say: a 422.
+    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception"), an id too large say: 422.
     if engine is not None and (code.startswith("22") or isinstance(exc, OverflowError)):
         error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
         return await validation_exception_handler(request, RequestValidationError([error]))
@@ -936,7 +936,7 @@ JSON_ERRORS = {"400": documented(Message, "The JSON is not valid"), "415": docum
 
 
 def openapi() -> dict[str, Any]:
-    """Not in the article: FastAPI's document, with the errors a route answers for its body, user, database (README)."""
+    """Not in the article: FastAPI's document, with what a route answers for its body, user and database (README.md)."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
         for path, operations in schema["paths"].items():
@@ -957,7 +957,7 @@ app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it,
 
 
 class BodyLimitAndDocsPolicy:
-    """Not in the article: the 1 MiB body limit and /docs' CSP (README.md). Plain ASGI: @app.middleware is slower."""
+    """Not in the article: the 1 MiB body limit, the docs' Content-Security-Policy (README.md); plain ASGI: faster."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
