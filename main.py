@@ -152,7 +152,6 @@ class UserResponse(UserBase):
 
     # from_attributes: Pydantic v2's orm mode. Every response has every field, so the schema marks them all required.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
-
     email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
     created_at: datetime
@@ -203,6 +202,13 @@ EMAIL_TAKEN = {"model": Message, "description": "Email already registered, or th
 INVALID_API_KEY = {"model": Message, "description": "Invalid API key"}
 WWW_AUTHENTICATE = {"WWW-Authenticate": {"schema": {"type": "string"}}}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
+LOGIN_ERRORS: dict[int | str, dict[str, Any]] = {  # /token's: on the app, so with its own 422
+    400: {"model": Message, "description": "Inactive user, or a form that cannot be parsed"},
+    401: {"model": Message, "description": "Incorrect username or password", "headers": WWW_AUTHENTICATE},
+    415: {"model": Message, "description": "Not a form: send it as application/x-www-form-urlencoded"},
+    422: VALIDATION_ERROR,
+    429: {"model": ApplicationErrorResponse, "description": "Too many login attempts", "headers": RETRY_AFTER},
+}
 
 
 # --- CRUD Endpoints ---
@@ -254,8 +260,7 @@ async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
 
-    # Check if email already exists, whatever its case. A free one is hashed first (in a thread: bcrypt takes a quarter
-    # of a second), so the check comes after too, as a sign-up sent at the same time may have taken it meanwhile.
+    # Check if email already exists (any case), before hashing (in a thread) and after: another sign-up may take it.
     if user.email.lower() not in user_ids_by_email:
         hashed_password = await run_in_threadpool(get_password_hash, user.password)
     if user.email.lower() in user_ids_by_email:
@@ -473,18 +478,7 @@ class LoginForm(BaseModel):
 
 
 # Login endpoint
-@app.post(
-    "/token",
-    response_model=Token,
-    tags=["auth"],
-    responses={
-        400: {"model": Message, "description": "Inactive user, or a form that cannot be parsed"},
-        401: {"model": Message, "description": "Incorrect username or password", "headers": WWW_AUTHENTICATE},
-        415: {"model": Message, "description": "Not a form: send it as application/x-www-form-urlencoded"},
-        422: VALIDATION_ERROR,
-        429: {"model": ApplicationErrorResponse, "description": "Too many login attempts", "headers": RETRY_AFTER},
-    },
-)
+@app.post("/token", response_model=Token, tags=["auth"], responses=LOGIN_ERRORS)
 async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> dict[str, str]:
     """Authenticate and return JWT token. The username is the user's email."""
     email = as_email(form_data.username)
@@ -590,9 +584,7 @@ DATABASE_URL = settings.database_url
 
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
-    # Not in the article: no wait (for a connection, a lock, an answer) outlasts DATABASE_TIMEOUT, and the pool keeps
-    # 20 connections open, not SQLAlchemy's 5, so a busy worker is not opening and closing extra ones all the time.
-    wait = settings.database_timeout
+    wait = settings.database_timeout  # Not in the article: no wait outlasts it; a pool of 20, not 5, for busy workers
     timeouts = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
     try:
         engine = create_async_engine(
@@ -644,8 +636,7 @@ class User(Base):
 Index("ix_users_email_lower", func.lower(User.email), unique=True)
 
 
-# Async dependency. Writes take it with scope="function" (AsyncDb), so that its commit runs before the response is
-# sent: by default FastAPI ends it once the response is on its way, too late to report a commit that failed.
+# Async dependency. Writes take it with scope="function" (AsyncDb): its commit runs before the response (README.md).
 async def get_async_db() -> AsyncIterator[AsyncSession]:
     async with AsyncSessionLocal() as session:
         try:
@@ -660,8 +651,7 @@ AsyncDb = Annotated[AsyncSession, Depends(get_async_db, scope="function")]
 
 
 async def get_read_db() -> async_sessionmaker[AsyncSession]:
-    """Not in the article: what reads open their session with. They have nothing to commit, and a yield dependency
-    such as get_async_db costs a read a tenth of its speed (README.md). Tests override it as they do get_async_db."""
+    """Not in the article: for reads, which commit nothing: a yield dependency would cost each a tenth of its speed."""
     return AsyncSessionLocal
 
 
@@ -795,11 +785,8 @@ async def start_database() -> None:
     try:
         async with engine.begin() as connection:
             dialect = connection.dialect.name
-            # Workers starting together take turns, so that only the first makes and fills the tables.
-            if dialect == "postgresql":
-                await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
-            elif dialect == "sqlite":
-                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            lock = "BEGIN IMMEDIATE" if dialect == "sqlite" else "SELECT pg_advisory_xact_lock(1)"
+            await connection.exec_driver_sql(lock)  # workers starting at once take turns: the first makes the tables
             if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # else ÅSA and åsa would be two emails
                 stop("its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8")
             await connection.run_sync(Base.metadata.create_all)
@@ -872,14 +859,13 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
         detail = "Send the login as a form, with Content-Type: application/x-www-form-urlencoded (OAuth2 says so)"
         return JSONResponse({"detail": detail}, 415)
 
-    errors = exc.errors()
     # Broken JSON is not a field error either: a 400, as FastAPI answers any other body it cannot parse.
-    if any(error["type"] == "json_invalid" for error in errors):
+    if any(error["type"] == "json_invalid" for error in exc.errors()):
         return JSONResponse({"detail": "There was an error parsing the body"}, 400)
 
     details = [  # never the submitted "input": it could be a password
         {"field": " -> ".join(str(loc) for loc in error["loc"]), "message": error["msg"], "type": error["type"]}
-        for error in errors
+        for error in exc.errors()
     ]
     return JSONResponse(status_code=422, content={"error": "Validation Error", "details": details})
 
@@ -891,11 +877,9 @@ async def global_exception_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(status_code=500, content=content)
 
 
-# Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one line in the log,
-# not a 500 and a traceback: a network error or timeout (the app has no other peer), a connection it refused (a
-# DBAPIError with no statement), or a query that got back one of these codes. PostgreSQL's SQLSTATE classes:
-UNAVAILABLE: tuple[str, ...] = ("08", "53", "57", "55P03")  # connection, resources, shutdown, lock
-UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
+# Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one log line (README.md,
+# Limits), as is a query that got back PostgreSQL's connection, resources, shutdown or lock codes, or SQLite's:
+UNAVAILABLE = ("08", "53", "57", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 
 
 @app.exception_handler(DBAPIError)
@@ -905,8 +889,7 @@ UNAVAILABLE += ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
     code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
-    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception", SQLite's overflow), an
-    # id past its largest integer say, is bad input: a 422, on any route.
+    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception"), an id too large say: 422.
     if engine is not None and (code.startswith("22") or isinstance(exc, OverflowError)):
         error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
         return await validation_exception_handler(request, RequestValidationError([error]))
@@ -921,8 +904,7 @@ async def database_unavailable_handler(request: Request, exc: Exception) -> JSON
 
 # --- API Routers and Structure ---
 
-# The in-memory routes (CRUD Endpoints, Dependency Injection), or with DATABASE_URL set, the same on the database.
-# Routes match in the order they were added: /users/me, on the app above, comes before /users/{user_id}.
+# The in-memory routers, or with DATABASE_URL set, the database's: added after /users/me, so "me" is never a user_id.
 if engine is None:
     app.include_router(users_router)
     app.include_router(items_router)
@@ -940,9 +922,8 @@ else:
 
 def documented(model: type[BaseModel], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     """A response as the document states it: what FastAPI makes of a `responses` entry."""
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
-    response = {"description": description, "content": {"application/json": {"schema": schema}}}
-    return response | ({"headers": headers} if headers else {})
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+    return {"description": description, "content": content} | ({"headers": headers} if headers else {})
 
 
 CURRENT_USER_ERRORS = {
@@ -955,8 +936,7 @@ JSON_ERRORS = {"400": documented(Message, "The JSON is not valid"), "415": docum
 
 
 def openapi() -> dict[str, Any]:
-    """Not in the article: FastAPI's document, and what a route answers for what it uses: 413 wherever it reads a body
-    (and for JSON 400, 415); 400 and 401 wherever it takes the current user; with a database, 503 on all but /."""
+    """Not in the article: FastAPI's document, with what a route answers for its body, user and database (README.md)."""
     if app.openapi_schema is None:
         schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
         for path, operations in schema["paths"].items():
@@ -977,8 +957,7 @@ app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it,
 
 
 class BodyLimitAndDocsPolicy:
-    """Not in the article: a body over 1 MiB is a 413, counted as it comes; /docs and /redoc load nothing from outside
-    the app (a Content-Security-Policy). Plain ASGI: @app.middleware("http") costs a request a third of its speed."""
+    """Not in the article: the 1 MiB body limit, the docs' Content-Security-Policy (README.md); plain ASGI: faster."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
