@@ -636,7 +636,8 @@ class User(Base):
 Index("ix_users_email_lower", func.lower(User.email), unique=True)
 
 
-# Async dependency. Writes take it with scope="function" (AsyncDb): its commit runs before the response (README.md).
+# Async dependency. Writes take it with scope="function" (AsyncDb), so its commit runs before the response is sent:
+# by default FastAPI ends it once the response is on its way, too late to turn a failed commit into a 500.
 async def get_async_db() -> AsyncIterator[AsyncSession]:
     async with AsyncSessionLocal() as session:
         try:
