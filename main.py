@@ -28,14 +28,12 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import DateTime, Index, String, TypeDecorator, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import CreateColumn
 from starlette.datastructures import FormData, MutableHeaders
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as ASGIMessage
+from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Send
 
 # --- Basic Application ---
 
@@ -586,7 +584,9 @@ DATABASE_URL = settings.database_url
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
     wait = settings.database_timeout  # Not in the article: no wait outlasts it; a pool of 20, not 5, for busy workers
-    waits = {"timeout": wait, "command_timeout": wait} if url.startswith("postgres") else {"timeout": wait}
+    # PostgreSQL ends a statement after `wait` itself (statement_timeout): a timer in the app would slow every query.
+    server = {"server_settings": {"statement_timeout": str(round(wait * 1000))}} if url.startswith("postgres") else {}
+    waits = {"timeout": wait, **server}
     try:
         engine = create_async_engine(url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=waits)
     except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
