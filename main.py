@@ -1,5 +1,5 @@
-"""The companion app for "How to Create REST APIs with FastAPI", in the article's order. A comment says why wherever
-the code differs from the article; what the article never had says "Not in the article" (README.md lists both)."""
+"""The companion app for "How to Create REST APIs with FastAPI": the article's nine sections in its order, then what a
+real deployment adds, each under a banner of its own. A comment says why wherever the code differs from the article."""
 
 import logging
 import math
@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,70 +15,34 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Security, status
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.utils import generate_unique_id
 from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
 from passlib.context import CryptContext
-from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic.json_schema import models_json_schema
+from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import DateTime, Index, String, TypeDecorator, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import CreateColumn
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.types import ASGIApp, Message as ASGIMessage, Receive, Scope, Send
 
-# --- Basic Application ---
 
-
-# Not in the article: what runs at start-up and shut-down. With a database, start_database makes its tables.
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    await start_database()
-    yield
-    if engine is not None:
-        await engine.dispose()
-
-
-# FastAPIOffline is the article's FastAPI(...) with /docs and /redoc served by the app itself: they work offline.
-app = FastAPIOffline(
-    title="My API",
-    description="A sample REST API built with FastAPI",
-    version="1.0.0",
-    lifespan=lifespan,
-    redirect_slashes=False,  # /users/ is a 404, not a redirect to an address made from the client's Host header
-)
-
-
-@app.get("/", responses={200: {"content": {"application/json": {"example": {"message": "Welcome to My API"}}}}})
-async def root() -> dict[str, str]:  # responses: Not in the article: the body, as /docs and ReDoc show it
-    """Root endpoint returning a welcome message."""
-    return {"message": "Welcome to My API"}
-
-
-@app.get("/health", responses={200: {"content": {"application/json": {"example": {"status": "healthy"}}}}})
-async def health_check() -> dict[str, str]:
-    """Health check endpoint for monitoring."""
-    await ping_database()  # Not in the article: with a database, a 503 when it does not answer
-    return {"status": "healthy"}
-
-
-# Run with: uvicorn main:app --reload. `python main.py` runs that very command in its place (uvicorn imports main.py).
-if __name__ == "__main__":
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "main:app", "--reload"])
-
-
+# Not in the article: settings from the environment, else a .env file (README.md); first, as every section uses them.
 class Settings(BaseSettings):
-    """Not in the article: settings from the environment, else a .env file; an empty value is unset (see README.md)."""
-
     model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
     database_url: str = ""
     secret_key: str = ""
@@ -89,9 +54,7 @@ class Settings(BaseSettings):
     login_window_minutes: int = Field(default=15, gt=0, description="a whole number of minutes, 1 or more")
     sql_echo: bool = Field(default=False, description="true or false")
     database_timeout: float = Field(default=5, gt=0, description="a number of seconds, more than 0")
-    cors_origins: str = Field(
-        default="", pattern=r"^(https?://[^/;]+)*$", description="origins like https://example.com, comma-separated"
-    )
+    cors_origins: str = Field("", pattern=r"^(https?://[^/;]+)*$", description="origins like https://example.com")
 
 
 try:
@@ -101,9 +64,48 @@ except ValidationError as exc:  # one line for each setting that cannot be used,
     sys.exit("\n".join(f"{n.upper()} is not valid: it takes {Settings.model_fields[n].description}" for n in names))
 
 
+# --- Basic Application ---
+# Not in the article: start-up and shut-down. engine, the database, is None unless DATABASE_URL is set (below).
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if engine is not None:
+        await start_database()
+    yield
+    if engine is not None:
+        await engine.dispose()
+
+
+# FastAPIOffline is the article's FastAPI(...) with /docs and /redoc served by the app itself: they work offline.
+app = FastAPIOffline(
+    title="My API",
+    description="A sample REST API built with FastAPI",
+    version="1.0.0",
+    lifespan=lifespan,
+    # Not in the article: a database route (create_db_user, below) gets its in-memory twin's operationId (create_user)
+    generate_unique_id_function=lambda route: generate_unique_id(route).replace("_db_", "_", 1),
+    redirect_slashes=False,  # /users/ is a 404, not a redirect to the Host header a client sent, which it can forge
+)
+
+
+@app.get("/")
+async def root() -> dict[str, str]:
+    """Root endpoint returning a welcome message."""
+    return {"message": "Welcome to My API"}
+
+
+@app.get("/health")
+async def health_check() -> dict[str, str]:
+    """Health check endpoint for monitoring."""
+    await ping_database()  # Not in the article: with a database, a 503 when it does not answer (see below)
+    return {"status": "healthy"}
+
+
+# Run with: uvicorn main:app --reload. python main.py does the same (uvicorn.run), on Windows too, or from an editor.
+if __name__ == "__main__":
+    uvicorn.run("main:app", reload=True)
+
+
 # --- Request and Response Models ---
-
-
 class UserRole(StrEnum):  # Python 3.11's spelling of the article's (str, Enum)
     """User roles enumeration."""
 
@@ -121,13 +123,18 @@ class UserBase(BaseModel):
     role: UserRole = UserRole.USER
 
 
+def fits_bcrypt(password: str) -> bool:
+    """Not in the article: bcrypt reads only a password's first 72 bytes, and fails on a NUL."""
+    return len(password.encode()) <= 72 and "\x00" not in password
+
+
 class UserCreate(UserBase):
     """Model for creating a new user."""
 
     model_config = ConfigDict(extra="forbid")  # Not in the article: a field it lacks is a 422 naming it, not ignored
     password: str = Field(
         min_length=8,
-        max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (see fits_bcrypt)
+        max_length=72,  # Not in the article: bcrypt reads no more than 72 bytes (fits_bcrypt)
         description="8 to 72 characters, at most 72 bytes in UTF-8, with at least one digit (0-9) and no NUL",
         json_schema_extra={"pattern": r"^[^\u0000]*[0-9][^\u0000]*$"},  # password_strength's rule, for /docs
         examples=["analytical1"],
@@ -140,7 +147,7 @@ class UserCreate(UserBase):
         """Validate password has at least one digit."""
         if not any(c in "0123456789" for c in v):  # 0-9 only, as the pattern: isdigit would also take "²"
             raise PydanticCustomError("value_error", "Password must contain at least one digit")
-        if not fits_bcrypt(v):  # Not in the article (fits_bcrypt: under JWT): bcrypt would cut it short
+        if not fits_bcrypt(v):
             raise PydanticCustomError("value_error", "Password must be at most 72 bytes in UTF-8, with no NUL")
         return v
 
@@ -148,7 +155,7 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    # from_attributes: Pydantic v2's orm mode. Every response has every field, so the schema marks them all required.
+    # from_attributes: Pydantic v2's orm_mode. Every response has every field, so the schema marks them all required.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
     email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
@@ -171,55 +178,15 @@ class UserUpdate(BaseModel):
     is_active: bool | MISSING = Field(default=MISSING, strict=True)
 
 
-# Not in the article: the error bodies the handlers under Error Handling send, as models for the OpenAPI document.
-class Message(BaseModel):  # FastAPI's body for an HTTPException
-    detail: str
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class ValidationErrorResponse(BaseModel):
-    error: Literal["Validation Error"]
-    details: list[FieldError]
-
-
-class ApplicationErrorResponse(BaseModel):
-    error: Literal["Application Error"]
-    detail: str
-    path: str
-
-
-# Entries of a route's `responses`: the body's model, what it means, and any header it sends.
-VALIDATION_ERROR = {"model": ValidationErrorResponse, "description": "Validation Error"}
-USER_NOT_FOUND = {"model": Message, "description": "User not found"}
-EMAIL_TAKEN = {"model": Message, "description": "Email already registered, or the body is not valid JSON"}
-INVALID_API_KEY = {"model": Message, "description": "Invalid API key"}
-WWW_AUTHENTICATE = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
-LOGIN_ERRORS: dict[int | str, dict[str, Any]] = {  # /token's: on the app, so with its own 422
-    400: {"model": Message, "description": "Inactive user, or a form that cannot be parsed"},
-    401: {"model": Message, "description": "Incorrect username or password", "headers": WWW_AUTHENTICATE},
-    415: {"model": Message, "description": "Not a form: send it as application/x-www-form-urlencoded"},
-    422: VALIDATION_ERROR,
-    429: {"model": ApplicationErrorResponse, "description": "Too many login attempts", "headers": RETRY_AFTER},
-}
-
-
 # --- CRUD Endpoints ---
-
 # In-memory database for demonstration
 users_db: dict[int, UserInDB] = {}
 user_id_counter = 1
 user_ids_by_email: dict[str, int] = {}  # Not in the article: lower-cased email -> id, so no check scans every user
-
 MAX_ID = 2**31 - 1  # Not in the article: PostgreSQL's largest INTEGER. A larger id or skip is a 422, on every store.
 UserId = Annotated[int, Path(gt=0, le=MAX_ID, description="The ID of the user")]
 
-# The article's oauth2_scheme and get_current_user (Authentication with JWT) stand here: routes below can use them.
+# From Authentication with JWT, up here so CRUD routes can take CurrentUser; the names it uses are defined there.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token")
 
 
@@ -249,19 +216,20 @@ async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)]) -> Use
 
 CurrentUser = Annotated[UserInDB, Depends(get_current_user)]
 
-# On routers, not the article's app (see API Routers and Structure). "" answers /users itself; "/" would redirect.
-users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
+# On routers, not the article's app (see API Routers and Structure). "" is the article's /users; "/" would be /users/.
+users_router = APIRouter(prefix="/users", tags=["users"])
 
 
-@users_router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN})
+@users_router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
 async def create_user(user: UserCreate) -> UserInDB:
     """Create a new user."""
     global user_id_counter
 
-    # Check if email already exists (any case), before hashing (in a thread) and after: another sign-up may take it.
-    if user.email.lower() not in user_ids_by_email:
+    # Check if email already exists, whatever its letter case
+    email = user.email.lower()
+    if email not in user_ids_by_email:  # no slow hash (in a thread) for a taken email
         hashed_password = await run_in_threadpool(get_password_hash, user.password)
-    if user.email.lower() in user_ids_by_email:
+    if email in user_ids_by_email:  # taken before, or by another sign-up while this one hashed
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered")
 
     # Create user record: model_dump is Pydantic v2's dict(); the hash is kept, the password never is
@@ -273,7 +241,7 @@ async def create_user(user: UserCreate) -> UserInDB:
     new_user = UserInDB(**user_data)  # a model, not the dict, so that no read has to validate it again
 
     users_db[user_id_counter] = new_user
-    user_ids_by_email[new_user.email.lower()] = user_id_counter
+    user_ids_by_email[email] = user_id_counter
     user_id_counter += 1
 
     return new_user
@@ -283,21 +251,20 @@ async def create_user(user: UserCreate) -> UserInDB:
 async def list_users(
     skip: Annotated[int, Query(ge=0, le=MAX_ID, description="Number of records to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
-    # A UserRole, not the article's str, and MISSING, not None: /docs offers a drop-down, and a typo is a 422.
-    role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
+    role: Annotated[UserRole | None, Query(description="Filter by role")] = None,  # a UserRole: a typo is a 422
 ) -> list[UserInDB]:
     """List all users with pagination and filtering."""
     users = list(users_db.values())
 
     # Apply role filter
-    if role is not MISSING:
+    if role:
         users = [u for u in users if u.role == role]
 
     # Apply pagination
     return users[skip : skip + limit]
 
 
-@users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
+@users_router.get("/{user_id}", response_model=UserResponse)
 async def get_user(user_id: UserId) -> UserInDB:
     """Get a user by ID."""
     if user_id not in users_db:
@@ -305,7 +272,7 @@ async def get_user(user_id: UserId) -> UserInDB:
     return users_db[user_id]
 
 
-@users_router.patch("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
+@users_router.patch("/{user_id}", response_model=UserResponse)
 async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
     """Partially update a user."""
     if user_id not in users_db:
@@ -318,9 +285,8 @@ async def update_user(user_id: UserId, user_update: UserUpdate) -> UserInDB:
     return users_db[user_id]
 
 
-@users_router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses={404: USER_NOT_FOUND}
-)  # response_class=Response, not JSONResponse: a 204 has no body, so it says no Content-Type either
+# response_class=Response, not JSONResponse: a 204 has no body, so it says no Content-Type either
+@users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_user(user_id: UserId) -> None:
     """Delete a user."""
     if user_id not in users_db:
@@ -330,8 +296,6 @@ async def delete_user(user_id: UserId) -> None:
 
 
 # --- Dependency Injection ---
-
-
 class Item(BaseModel):  # Not in the article, whose list_items reads an Item table it never defines
     id: int
     name: str
@@ -361,9 +325,9 @@ class PaginationParams:
     def __init__(
         self,
         skip: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,  # the article's takes any integer, negative too
-        limit: Annotated[int, Query(ge=1, description="Capped at 100")] = 10,
-        sort_by: Literal["id", "name", "price"] | MISSING = MISSING,  # Item's fields, for /docs; a typo is a 422
-        order: Literal["asc", "desc"] = "asc",
+        limit: Annotated[int, Query(ge=1, description="Capped at 100")] = 10,  # 0 or less is a 422
+        sort_by: Literal["id", "name", "price"] | None = None,  # Item's fields, for /docs; a typo is a 422
+        order: Literal["asc", "desc"] = "asc",  # anything else is a 422, not "asc"
     ) -> None:
         self.skip = skip
         self.limit = min(limit, 100)  # Cap at 100
@@ -375,7 +339,7 @@ class PaginationParams:
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-async def verify_api_key(x_api_key: Annotated[str | None, Security(api_key_header)]) -> str:
+async def verify_api_key(x_api_key: Annotated[str | None, Depends(api_key_header)]) -> str:
     """Verify API key from header."""
     # The key from the settings. compare_digest takes as long wherever two keys differ: no guessing byte by byte.
     if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), settings.api_key.encode()):
@@ -383,10 +347,10 @@ async def verify_api_key(x_api_key: Annotated[str | None, Security(api_key_heade
     return x_api_key
 
 
-items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
+items_router = APIRouter(prefix="/items", tags=["items"])
 
 
-@items_router.get("", response_model=list[Item], responses={401: INVALID_API_KEY})
+@items_router.get("", response_model=list[Item])
 async def list_items(
     pagination: Annotated[PaginationParams, Depends()],
     api_key: Annotated[str, Depends(verify_api_key)],
@@ -395,14 +359,13 @@ async def list_items(
     """List items with pagination and authentication."""
     items = db
 
-    if pagination.sort_by is not MISSING:
+    if pagination.sort_by:
         items = sorted(items, key=attrgetter(pagination.sort_by), reverse=pagination.order == "desc")
 
     return items[pagination.skip : pagination.skip + pagination.limit]
 
 
 # --- Authentication with JWT ---
-
 # Configuration, from the settings, not the code. SECRET_KEY unset: a random key (kept in the database, if any).
 SECRET_KEY = settings.secret_key or secrets.token_urlsafe(32)
 ALGORITHM = "HS256"
@@ -410,7 +373,7 @@ ACCESS_TOKEN_EXPIRE_MINUTES = settings.access_token_expire_minutes
 
 # Password hashing
 pwd_context = CryptContext(schemes=["bcrypt"], deprecated="auto", bcrypt__rounds=settings.bcrypt_rounds)
-# OAuth2 scheme: oauth2_scheme and get_current_user stand above the CRUD routes, so that those can use them.
+# OAuth2 scheme: oauth2_scheme and get_current_user are in CRUD Endpoints (why: see there).
 
 
 class Token(BaseModel):
@@ -458,8 +421,17 @@ async def get_user_by_email(email: str) -> UserInDB | None:
     return None if user is None else UserInDB.model_validate(user)
 
 
-async def authenticate_user(email: str | None, password: str) -> UserInDB | None:
+def as_email(username: str) -> str | None:
+    """Not in the article: the username as sign-up stores an email (trimmed, its domain lower-cased), else None."""
+    try:
+        return validate_email(username)[1]  # what EmailStr does
+    except PydanticCustomError:
+        return None
+
+
+async def authenticate_user(username: str, password: str) -> UserInDB | None:
     """The user with this email and password, or None. The article calls it without defining it."""
+    email = as_email(username)
     user = None if email is None else await get_user_by_email(email)
     # No such user, or a password sign-up refuses: check a dummy hash anyway, to take as long as a wrong password.
     if user is None or not fits_bcrypt(password):
@@ -468,37 +440,24 @@ async def authenticate_user(email: str | None, password: str) -> UserInDB | None
     return user if await run_in_threadpool(verify_password, password, user.hashed_password) else None
 
 
-class LoginForm(BaseModel):
-    """The article's OAuth2PasswordRequestForm; the username no longer than an email, as the throttle keeps it."""
-
+class LoginForm(BaseModel):  # the article's OAuth2PasswordRequestForm; a username no longer than an email
     username: str = Field(max_length=254, description="Your email", examples=["ada@example.com"])
     password: str = Field(json_schema_extra={"format": "password"}, examples=["analytical1"])
 
 
 # Login endpoint
-@app.post("/token", response_model=Token, tags=["auth"], responses=LOGIN_ERRORS)
+@app.post("/token", response_model=Token, tags=["auth"])
 async def login(request: Request, form_data: Annotated[LoginForm, Form()]) -> dict[str, str]:
     """Authenticate and return JWT token. The username is the user's email."""
-    email = as_email(form_data.username)
-    # Not in the article: a throttle. It counts an attempt before checking it, so a burst gets no extra guesses.
-    client = request.client.host if request.client else ""
-    username = (email or form_data.username).lower()
-    attempted_at, retry_after = await login_throttle.attempt(client, username)
-    if retry_after:
-        raise CustomException("Too many failed login attempts, try again later", 429, {"Retry-After": str(retry_after)})
-    try:
-        user = await authenticate_user(email, form_data.password)
-    except Exception:
-        await login_throttle.forget(client, username, attempted_at)  # no password was checked: the database failed
-        raise
-    if not user:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Incorrect username or password",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    await login_throttle.forget(client, username)
-    if not user.is_active:  # Not in the article, as in get_current_user
+    async with login_throttle.attempt(request, form_data.username):  # Not in the article: a 429 (see below)
+        user = await authenticate_user(form_data.username, form_data.password)
+        if not user:
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="Incorrect username or password",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    if not user.is_active:  # Not in the article, as in get_current_user: a 400
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Inactive user")
 
     access_token = create_access_token(
@@ -517,78 +476,20 @@ async def read_users_me(current_user: CurrentUser) -> UserInDB:
     return current_user
 
 
-def fits_bcrypt(password: str) -> bool:
-    """Not in the article: bcrypt reads only a password's first 72 bytes, and fails on a NUL."""
-    return len(password.encode()) <= 72 and "\x00" not in password
-
-
-def as_email(username: str) -> str | None:
-    """Not in the article: the username as sign-up stores an email (trimmed, its domain lower-cased), else None."""
-    try:
-        return email_adapter.validate_python(username)
-    except ValidationError:
-        return None
-
-
-class LoginThrottle:
-    """Not in the article: per client, a 429 past LOGIN_ATTEMPTS failures for an email, or LOGIN_ATTEMPTS_PER_CLIENT."""
-
-    def __init__(self) -> None:  # the failures: with a database, in its table, which every worker counts
-        self.failures: list[tuple[float, str, str]] = []  # in memory: (time, client, email)
-
-    async def attempt(self, client: str, email: str) -> tuple[float, int]:
-        """Count an attempt as a failure until it succeeds: its time, and 0 if it may go ahead, else seconds to wait."""
-        now = time.time()
-        since = now - settings.login_window_minutes * 60
-        if engine is None:  # nothing pauses here, so one attempt counts at a time
-            self.failures = [failure for failure in self.failures if failure[0] > since]  # a window's checks at most
-            if not (wait := self.wait([(at, e) for at, c, e in self.failures if c == client], email, since)):
-                self.failures.append((now, client, email))
-            return now, wait
-        async with engine.begin() as connection:  # one attempt at a time, in every worker: it counts, then adds itself
-            lock = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "LOCK login_failures IN EXCLUSIVE MODE"
-            await connection.exec_driver_sql(lock)
-            await connection.execute(delete(LoginFailure).where(LoginFailure.at <= since))
-            failures = await connection.execute(select(LoginFailure.at, LoginFailure.email).filter_by(client=client))
-            if not (wait := self.wait(failures.all(), email, since)):
-                await connection.execute(insert(LoginFailure).values(at=now, client=client, email=email))
-        return now, wait
-
-    async def forget(self, client: str, email: str, at: float | None = None) -> None:
-        """Forget the client's failures for this email (it logged in), or with `at`, that attempt's (never checked)."""
-        if engine is None:  # keep other clients' and emails' failures, and with `at`, other attempts'
-            self.failures = [f for f in self.failures if f[1:] != (client, email) or at not in (None, f[0])]
-            return
-        query = delete(LoginFailure).filter_by(client=client, email=email)
-        async with engine.begin() as connection:
-            await connection.execute(query if at is None else query.filter_by(at=at))
-
-    def wait(self, failures: Sequence[tuple[float, str]], email: str, since: float) -> int:
-        """The seconds until a client with these failures (time, email), all after `since`, may try this email."""
-        account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
-        limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
-        # Locked until the limit-th latest failure leaves the window: then fewer than the limit remain.
-        return math.ceil(max((times[-limit] - since for limit, times in limits if len(times) >= limit), default=0))
-
-
-login_throttle = LoginThrottle()
-email_adapter = TypeAdapter(EmailStr)  # for as_email
-
-
 # --- Async Database Operations ---
-
 # Unset, the data stays in memory, as above; set, the routes below serve it from a database (see API Routers).
 DATABASE_URL = settings.database_url
 
 
 def open_engine(url: str) -> AsyncEngine:
     """The article's create_async_engine, its echo (every statement in the log) off unless SQL_ECHO is set."""
-    wait = settings.database_timeout  # Not in the article: no wait outlasts it; a pool of 20, not 5, for busy workers
-    # PostgreSQL ends a statement after `wait` itself (statement_timeout): a timer in the app would slow every query.
+    # Not in the article: no wait outlasts DATABASE_TIMEOUT (PostgreSQL times a statement out itself); a pool of 20.
+    wait = settings.database_timeout
     server = {"server_settings": {"statement_timeout": str(round(wait * 1000))}} if url.startswith("postgres") else {}
-    waits = {"timeout": wait, **server}
     try:
-        engine = create_async_engine(url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args=waits)
+        engine = create_async_engine(
+            url, echo=settings.sql_echo, pool_size=20, pool_timeout=wait, connect_args={"timeout": wait, **server}
+        )
     except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:  # a malformed URL, a missing driver
         examples = "sqlite+aiosqlite:///./app.db, postgresql+asyncpg://user:password@localhost/dbname"
         raise SystemExit(f"DATABASE_URL is not usable: {exc} (examples: {examples})") from None
@@ -632,11 +533,25 @@ class User(Base):
 
 
 # Ada@example.com and ada@example.com are one address: the database refuses the second, even if sent at once.
-Index("ix_users_email_lower", func.lower(User.email), unique=True)
+email_index = Index("ix_users_email_lower", func.lower(User.email), unique=True)
 
 
-# Async dependency. Writes take it with scope="function" (AsyncDb), so its commit runs before the response is sent:
-# by default FastAPI ends it once the response is on its way, too late to turn a failed commit into a 500.
+class ItemRow(Base):  # Not in the article, whose Item table it never defines (here Item is the response model)
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price: Mapped[float]
+
+
+async def start_database() -> None:
+    """Not in the article, which never makes its tables: make them, and fill the catalogue at the first start."""
+    async with start_up_checks() as connection:  # Not in the article: engine.begin(), checked (see below)
+        await connection.run_sync(Base.metadata.create_all)
+        if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
+            await connection.execute(insert(ItemRow), [item.model_dump() for item in items_db])
+
+
+# Async dependency. scope="function" (AsyncDb): it commits before the response is sent, so a failed commit is a 500.
 async def get_async_db() -> AsyncIterator[AsyncSession]:
     async with AsyncSessionLocal() as session:
         try:
@@ -649,21 +564,23 @@ async def get_async_db() -> AsyncIterator[AsyncSession]:
 
 AsyncDb = Annotated[AsyncSession, Depends(get_async_db, scope="function")]
 
-
-async def get_read_db() -> async_sessionmaker[AsyncSession]:
-    """Not in the article: for reads, which commit nothing: a yield dependency would add a tenth to each (README)."""
-    return AsyncSessionLocal
+# Async CRUD operations: the routes of CRUD Endpoints, on the database (API Routers and Structure picks one set).
+db_users_router = APIRouter(prefix="/users", tags=["users"])
 
 
-ReadDb = Annotated[async_sessionmaker[AsyncSession], Depends(get_read_db)]
+@db_users_router.get("/{user_id}", response_model=UserResponse)
+async def get_db_user(user_id: UserId, db: AsyncDb) -> User:
+    """Get user by ID using async database."""
+    result = await db.execute(select(User).where(User.id == user_id))
+    user = result.scalar_one_or_none()
 
-# Async CRUD operations: the routes of CRUD Endpoints, on the database.
-db_users_router = APIRouter(prefix="/users", tags=["users"], responses={422: VALIDATION_ERROR})
+    if not user:
+        raise HTTPException(status_code=404, detail="User not found")
+
+    return user
 
 
-@db_users_router.post(
-    "", response_model=UserResponse, status_code=status.HTTP_201_CREATED, responses={400: EMAIL_TAKEN}
-)
+@db_users_router.post("", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
 async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     """Create a new user using async database."""
     if await get_user_by_email(user.email):  # Not in the article: no hash for a taken email (the index stops the rest)
@@ -676,44 +593,29 @@ async def create_db_user(user: UserCreate, db: AsyncDb) -> User:
     try:
         await db.commit()
     except IntegrityError as exc:
-        if "ix_users_email_lower" not in str(exc):  # another constraint: a bug, so a 500
+        if str(email_index.name) not in str(exc):  # another constraint: a bug, so a 500
             raise
         raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Email already registered") from None
     # No db.refresh(db_user), unlike the article: the insert gave back the id, and created_at was set here.
     return db_user
 
 
+# Not in the article: the rest of CRUD Endpoints, and /items below, on the database.
 @db_users_router.get("", response_model=list[UserResponse])
 async def list_db_users(
-    sessions: ReadDb,
+    db: AsyncDb,
     skip: Annotated[int, Query(ge=0, le=MAX_ID, description="Number of records to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Max records to return")] = 10,
-    role: Annotated[UserRole | MISSING, Query(description="Filter by role")] = MISSING,
+    role: Annotated[UserRole | None, Query(description="Filter by role")] = None,
 ) -> Sequence[User]:
-    """List all users with pagination and filtering, from the database."""
     query = select(User).order_by(User.id).offset(skip).limit(limit)
-    if role is not MISSING:
+    if role:
         query = query.where(User.role == role)
-    async with sessions() as db:
-        return (await db.scalars(query)).all()
+    return (await db.scalars(query)).all()
 
 
-@db_users_router.get("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
-async def get_db_user(user_id: UserId, sessions: ReadDb) -> User:
-    """Get user by ID using async database."""
-    async with sessions() as db:  # the article's db = Depends(get_async_db): see get_read_db
-        result = await db.execute(select(User).where(User.id == user_id))
-        user: User | None = result.scalar_one_or_none()
-
-    if not user:
-        raise HTTPException(status_code=404, detail="User not found")
-
-    return user
-
-
-@db_users_router.patch("/{user_id}", response_model=UserResponse, responses={404: USER_NOT_FOUND})
+@db_users_router.patch("/{user_id}", response_model=UserResponse)
 async def update_db_user(user_id: UserId, user_update: UserUpdate, db: AsyncDb) -> User:
-    """Partially update a user in the database."""
     update_data = user_update.model_dump(exclude_unset=True)
     if not update_data:
         user = await db.get(User, user_id)
@@ -724,114 +626,30 @@ async def update_db_user(user_id: UserId, user_update: UserUpdate, db: AsyncDb) 
     return user
 
 
-@db_users_router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses={404: USER_NOT_FOUND}
-)
+@db_users_router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_db_user(user_id: UserId, db: AsyncDb) -> None:
-    """Delete a user from the database."""
     if await db.scalar(delete(User).where(User.id == user_id).returning(User.id)) is None:
         raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail="User not found")
 
 
-class ItemRow(Base):  # Not in the article, whose Item table it never defines (here Item is the response model)
-    __tablename__ = "items"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    price: Mapped[float]
+db_items_router = APIRouter(prefix="/items", tags=["items"])
 
 
-db_items_router = APIRouter(prefix="/items", tags=["items"], responses={422: VALIDATION_ERROR})
-
-
-@db_items_router.get("", response_model=list[Item], responses={401: INVALID_API_KEY})
+@db_items_router.get("", response_model=list[Item])
 async def list_db_items(
     pagination: Annotated[PaginationParams, Depends()],
     api_key: Annotated[str, Depends(verify_api_key)],
-    sessions: ReadDb,
+    db: AsyncDb,
 ) -> Sequence[ItemRow]:
-    """List items with pagination and authentication, from the database."""
     query = select(ItemRow)
-    if pagination.sort_by is not MISSING:
+    if pagination.sort_by:
         column = getattr(ItemRow, pagination.sort_by)
         query = query.order_by(column.desc() if pagination.order == "desc" else column)
-
     query = query.order_by(ItemRow.id).offset(pagination.skip).limit(pagination.limit)
-    async with sessions() as db:
-        return (await db.scalars(query)).all()
-
-
-class LoginFailure(Base):  # Not in the article: the login throttle's failures, which every worker counts
-    __tablename__ = "login_failures"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[float]  # time.time(): the same clock in every worker
-    client: Mapped[str]  # no index: it never holds more than a window's password checks
-    email: Mapped[str]
-
-
-class Setting(Base):  # Not in the article: the key tokens are signed with, if SECRET_KEY is unset
-    __tablename__ = "settings"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
-
-
-async def start_database() -> None:
-    """Not in the article: make the tables, fill the catalogue, take the key kept there; or stop with one line."""
-    global SECRET_KEY
-    if engine is None:
-        return
-    try:
-        async with engine.begin() as connection:
-            dialect = connection.dialect.name
-            lock = "BEGIN IMMEDIATE" if dialect == "sqlite" else "SELECT pg_advisory_xact_lock(1)"
-            await connection.exec_driver_sql(lock)  # workers starting at once take turns: the first makes the tables
-            if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # else ÅSA and åsa would be two emails
-                stop("its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8")
-            await connection.run_sync(Base.metadata.create_all)
-            if missing := await connection.run_sync(missing_columns):
-                fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""
-                stop(f"the tables lack columns the models have: {fresh}migrate it: {'; '.join(missing)}")
-            if await connection.scalar(select(func.count()).select_from(ItemRow)) == 0:
-                await connection.execute(insert(ItemRow), [item.model_dump() for item in items_db])
-            stored_key = await connection.scalar(select(Setting.value).where(Setting.name == "secret_key"))
-            if stored_key is None:
-                stored_key = secrets.token_urlsafe(32)
-                await connection.execute(insert(Setting).values(name="secret_key", value=stored_key))
-    except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, no such database, ...
-        stop(f"cannot use it: {exc.orig if isinstance(exc, DBAPIError) else exc}")
-    if not settings.secret_key:
-        SECRET_KEY = stored_key
-
-
-def missing_columns(connection: Connection) -> list[str]:
-    """The statements that add the models' columns the tables lack: create_all makes tables, never columns."""
-    inspector, missing = inspect(connection), []
-    for table in Base.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        new = [column for column in table.columns if column.name not in present]
-        missing += [f"ALTER TABLE {table.name} ADD COLUMN {CreateColumn(column).compile(connection)}" for column in new]
-    return missing
-
-
-async def ping_database() -> None:
-    """Not in the article: with a database, ask it the cheapest question there is (for /health)."""
-    if engine is not None:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql("SELECT 1")
-
-
-def stop(problem: str) -> NoReturn:
-    """End the server with one line, the password hidden: an exception here would make uvicorn print a page."""
-    assert engine is not None
-    print(f"DATABASE_URL {engine.url.render_as_string()}: {problem}", file=sys.stderr, flush=True)
-    os._exit(1)
+    return (await db.scalars(query)).all()
 
 
 # --- Error Handling ---
-
-
 class CustomException(Exception):
     """Custom application exception."""
 
@@ -858,7 +676,6 @@ async def validation_exception_handler(request: Request, exc: RequestValidationE
     if isinstance(exc.body, FormData) and "form" not in request.headers.get("content-type", ""):  # JSON to login
         detail = "Send the login as a form, with Content-Type: application/x-www-form-urlencoded (OAuth2 says so)"
         return JSONResponse({"detail": detail}, 415)
-
     # Broken JSON is not a field error either: a 400, as FastAPI answers any other body it cannot parse.
     if any(error["type"] == "json_invalid" for error in exc.errors()):
         return JSONResponse({"detail": "There was an error parsing the body"}, 400)
@@ -877,87 +694,186 @@ async def global_exception_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(status_code=500, content=content)
 
 
-# Not in the article: a database that can't be reached or doesn't answer in time is a 503 and one log line (README.md,
-# Limits), as is a query that got back PostgreSQL's connection, resources, shutdown or lock codes, or SQLite's:
-UNAVAILABLE = ("08", "53", "57", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
-
-
-@app.exception_handler(DBAPIError)
-@app.exception_handler(PoolTimeoutError)
-@app.exception_handler(OSError)  # TimeoutError is one
-@app.exception_handler(OverflowError)  # SQLite's, for a number it cannot store
-async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
-    reason = exc.orig if isinstance(exc, DBAPIError) else exc
-    code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
-    # Not in the article: a value the database cannot keep (PostgreSQL's "data exception"), an id too large say: 422.
-    if engine is not None and (code.startswith("22") or isinstance(exc, OverflowError)):
-        error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
-        return await validation_exception_handler(request, RequestValidationError([error]))
-    query_failed = isinstance(exc, DBAPIError) and exc.statement is not None and not exc.connection_invalidated
-    if engine is None or (query_failed and not code.startswith(UNAVAILABLE)):
-        raise exc  # a 500 with its traceback: a bug, in a query say
-    message = "%s %s: 503, the database did not answer: %r"  # one line, in uvicorn's log
-    logging.getLogger("uvicorn.error").warning(message, request.method, request.url.path, reason)
-    unavailable = CustomException("The database is not answering, try again later", 503, {"Retry-After": "5"})
-    return await custom_exception_handler(request, unavailable)
-
-
 # --- API Routers and Structure ---
-
 # The in-memory routers, or with DATABASE_URL set, the database's: added after /users/me, so "me" is never a user_id.
 if engine is None:
     app.include_router(users_router)
     app.include_router(items_router)
 else:
-    for route in db_users_router.routes + db_items_router.routes:  # create_db_user is create_user, ...: one document
-        route.name = route.name.replace("_db_", "_")  # type: ignore[attr-defined]  # they are APIRoutes: they have one
     app.include_router(db_users_router)
     app.include_router(db_items_router)
 
 
 # --- Interactive Documentation ---
-
 # FastAPI builds them from the routes and models above: /docs (Swagger UI), /redoc and /openapi.json.
 
 
-def documented(model: type[BaseModel], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A response as the document states it: what FastAPI makes of a `responses` entry."""
-    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
-    return {"description": description, "content": content} | ({"headers": headers} if headers else {})
+# --- Login throttle ---
+# Not in the article, nor what follows: what a real deployment adds, in the order you would add it.
+class LoginFailure(Base):  # the failed logins, with a database: every worker counts them all
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[float]  # time.time(): the same clock in every worker
+    client: Mapped[str]  # no index: it never holds more than a window's password checks
+    email: Mapped[str]
 
 
-CURRENT_USER_ERRORS = {
-    "400": documented(Message, "Inactive user"),
-    "401": documented(Message, "Not authenticated, or could not validate credentials", WWW_AUTHENTICATE),
-}
-DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", RETRY_AFTER)}
-BODY_ERRORS = {"413": documented(Message, "The body is larger than 1 MiB")}
-JSON_ERRORS = {"400": documented(Message, "The JSON is not valid"), "415": documented(Message, "The body is not JSON")}
+class LoginThrottle:  # per client, a 429 past LOGIN_ATTEMPTS failures for an email, or LOGIN_ATTEMPTS_PER_CLIENT
+    def __init__(self) -> None:
+        self.failures: list[tuple[float, str, str]] = []  # in memory: (time, client, email)
+
+    @asynccontextmanager
+    async def attempt(self, request: Request, username: str) -> AsyncIterator[None]:
+        """Refuse a login with a 429, or count it as failed before its check (a burst gets no extra guesses). A success
+        clears the count; so does a database error, as no password was checked."""
+        client = request.client.host if request.client else ""
+        email = (as_email(username) or username).lower()
+        attempted_at, retry_after = await self.count(client, email)
+        if retry_after:
+            detail = "Too many failed login attempts, try again later"
+            raise CustomException(detail, 429, {"Retry-After": str(retry_after)})
+        try:
+            yield
+        except HTTPException:
+            raise
+        except Exception:
+            await self.forget(client, email, attempted_at)
+            raise
+        await self.forget(client, email)
+
+    async def count(self, client: str, email: str) -> tuple[float, int]:
+        """Count an attempt as a failure: its time, and 0 if it may go ahead, else the seconds to wait."""
+        now = time.time()
+        since = now - settings.login_window_minutes * 60
+        if engine is None:  # nothing pauses here, so one attempt counts at a time
+            self.failures = [failure for failure in self.failures if failure[0] > since]  # a window's checks at most
+            if not (wait := self.wait([(at, e) for at, c, e in self.failures if c == client], email, since)):
+                self.failures.append((now, client, email))
+            return now, wait
+        async with engine.begin() as connection:  # one attempt at a time, in every worker: it counts, then adds itself
+            lock = "BEGIN IMMEDIATE" if connection.dialect.name == "sqlite" else "LOCK login_failures IN EXCLUSIVE MODE"
+            await connection.exec_driver_sql(lock)
+            await connection.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+            failures = await connection.execute(select(LoginFailure.at, LoginFailure.email).filter_by(client=client))
+            if not (wait := self.wait(failures.all(), email, since)):
+                await connection.execute(insert(LoginFailure).values(at=now, client=client, email=email))
+        return now, wait
+
+    async def forget(self, client: str, email: str, at: float | None = None) -> None:
+        """Forget the client's failures for this email (it logged in), or with `at`, that attempt's (never checked)."""
+        if engine is None:  # keep other clients' and emails' failures, and with `at`, other attempts'
+            self.failures = [f for f in self.failures if f[1:] != (client, email) or (at is not None and f[0] != at)]
+            return
+        query = delete(LoginFailure).filter_by(client=client, email=email)
+        async with engine.begin() as connection:
+            await connection.execute(query if at is None else query.filter_by(at=at))
+
+    def wait(self, failures: Sequence[tuple[float, str]], email: str, since: float) -> int:
+        """The seconds until a client with these failures (time, email), all after `since`, may try this email."""
+        account, client = sorted(at for at, failed in failures if failed == email), sorted(at for at, _ in failures)
+        limits = [(settings.login_attempts, account), (settings.login_attempts_per_client, client)]
+        # Locked until the limit-th latest failure leaves the window: then fewer than the limit remain.
+        return math.ceil(max((times[-limit] - since for limit, times in limits if len(times) >= limit), default=0))
 
 
-def openapi() -> dict[str, Any]:
-    """Not in the article: FastAPI's document, with what a route answers for its body, user and database (README.md)."""
-    if app.openapi_schema is None:
-        schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
-        for path, operations in schema["paths"].items():
-            for operation in operations.values():
-                responses, body = operation["responses"], operation.get("requestBody", {}).get("content", {})
-                if body:
-                    responses = BODY_ERRORS | (JSON_ERRORS if "application/json" in body else {}) | responses
-                if {"OAuth2PasswordBearer": []} in operation.get("security", []):
-                    responses = CURRENT_USER_ERRORS | responses
-                if engine is not None and path != "/":
-                    responses = DATABASE_ERRORS | responses
-                operation["responses"] = dict(sorted(responses.items()))
-        app.openapi_schema = schema
-    return app.openapi_schema
+login_throttle = LoginThrottle()
 
 
-app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it, which mypy flags
+# --- Start-up checks ---
+class Setting(Base):  # the key tokens are signed with, if SECRET_KEY is unset: tokens then outlive a restart
+    __tablename__ = "settings"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
+@asynccontextmanager
+async def start_up_checks() -> AsyncIterator[AsyncConnection]:
+    """engine.begin() for start_database, checked: workers take turns, lower() folds as Python's, no model column is
+    missing, the signing key is kept. A failure ends the server with one line."""
+    global SECRET_KEY
+    assert engine is not None
+    try:
+        async with engine.begin() as connection:
+            dialect = connection.dialect.name
+            lock = "BEGIN IMMEDIATE" if dialect == "sqlite" else "SELECT pg_advisory_xact_lock(1)"
+            await connection.exec_driver_sql(lock)  # workers starting at once take turns: the first makes the tables
+            if await connection.scalar(select(func.lower("ÅSA"))) != "åsa":  # else ÅSA and åsa would be two emails
+                stop("its lower() folds only A to Z (LC_CTYPE C): make it with createdb -T template0 --locale=C.UTF-8")
+            yield connection
+            if missing := await connection.run_sync(missing_columns):
+                fresh = f"delete {engine.url.database} to start afresh, or " if dialect == "sqlite" else ""
+                stop(f"the tables lack columns the models have: {fresh}migrate it: {'; '.join(missing)}")
+            stored_key = await connection.scalar(select(Setting.value).where(Setting.name == "secret_key"))
+            if stored_key is None:
+                stored_key = secrets.token_urlsafe(32)
+                await connection.execute(insert(Setting).values(name="secret_key", value=stored_key))
+    except (OSError, SQLAlchemyError) as exc:  # unreachable, refused, no such database, ...
+        stop(f"cannot use it: {exc.orig if isinstance(exc, DBAPIError) else exc}")
+    if not settings.secret_key:
+        SECRET_KEY = stored_key
+
+
+def missing_columns(connection: Connection) -> list[str]:
+    """The statements that add the models' columns the tables lack: create_all makes tables, never columns."""
+    inspector, missing = inspect(connection), []
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        new = [column for column in table.columns if column.name not in present]
+        missing += [f"ALTER TABLE {table.name} ADD COLUMN {CreateColumn(column).compile(connection)}" for column in new]
+    return missing
+
+
+def stop(problem: str) -> NoReturn:
+    """End the server with one line, the password hidden: an exception here would make uvicorn print a page."""
+    assert engine is not None
+    print(f"DATABASE_URL {engine.url.render_as_string()}: {problem}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+# --- A database that does not answer ---
+async def ping_database() -> None:  # with a database, the cheapest question there is, for /health
+    if engine is not None:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+
+
+@app.exception_handler(DBAPIError)
+@app.exception_handler(PoolTimeoutError)
+@app.exception_handler(OSError)  # the driver's own: nothing listening, no answer in time
+@app.exception_handler(OverflowError)  # SQLite's own: a number it cannot keep
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Only the database is blamed for the database: an OSError or OverflowError that came through no module of
+    # SQLAlchemy or its drivers is your own code's, a 500 with its traceback.
+    modules = {frame.f_globals.get("__name__", "").split(".")[0] for frame, _ in traceback.walk_tb(exc.__traceback__)}
+    if not isinstance(exc, SQLAlchemyError) and not modules & {"sqlalchemy", "asyncpg", "aiosqlite"}:
+        raise exc
+    # A 503 and one log line: unreachable, no answer in time, or PostgreSQL's connection failure (08), out of resources
+    # (53), shutdown (57), lock not available (55P03), and SQLite's like them
+    unavailable = ("08", "53", "57", "55P03", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = str(getattr(reason, "sqlstate", None) or getattr(reason, "sqlite_errorname", ""))
+    # A value the database cannot keep (PostgreSQL's "data exception"), an id too large say, on a route you add: 422.
+    if code.startswith("22") or isinstance(reason, OverflowError):
+        error = {"loc": ("request",), "msg": "A value the database cannot keep", "type": "value_error"}
+        return await validation_exception_handler(request, RequestValidationError([error]))
+    answered = isinstance(exc, DBAPIError) and exc.statement is not None and not exc.connection_invalidated
+    if answered and not isinstance(reason, OSError) and not code.startswith(unavailable):
+        raise exc  # a 500 with its traceback: a bug, in a query say
+    message = "%s %s: 503, the database did not answer: %r"  # one line, in uvicorn's log
+    logging.getLogger("uvicorn.error").warning(message, request.method, request.url.path, reason)
+    busy = CustomException("The database is not answering, try again later", 503, {"Retry-After": "5"})
+    return await custom_exception_handler(request, busy)
+
+
+# --- Body limit, and the docs' security policy ---
+# A 413 past 1 MiB, counted as the body arrives (FastAPI's max_body_size answers a Content-Length past it in plain
+# text, not the documented body); and the docs' Content-Security-Policy. Plain ASGI: faster.
 class BodyLimitAndDocsPolicy:
-    """Not in the article: the 1 MiB body limit, the docs' Content-Security-Policy (README.md); plain ASGI: faster."""
+    # /docs and /redoc load nothing from anywhere but the app: they work offline, and a page injected there gets nowhere
+    docs_policy = (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; worker-src 'self' blob:"
+    )
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -969,26 +885,24 @@ class BodyLimitAndDocsPolicy:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > 1024 * 1024:  # 1 MiB, far more than any body this API takes: the route answers 413
+            if received > 1024 * 1024:  # far more than any body this API takes: the route answers 413
                 raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "The body is larger than 1 MiB")
             return message
 
         async def send_with_policy(message: ASGIMessage) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["Content-Security-Policy"] = DOCS_POLICY
+                MutableHeaders(scope=message)["Content-Security-Policy"] = self.docs_policy
             await send(message)
 
         on_docs = scope["type"] == "http" and scope["path"] in ("/docs", "/redoc")
         await self.app(scope, receive_counted, send_with_policy if on_docs else send)
 
 
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:"
-)
 app.add_middleware(BodyLimitAndDocsPolicy)
 
-app.add_middleware(  # Not in the article: pages from this machine or CORS_ORIGINS may call the API; last, so outermost
+
+# --- CORS ---
+app.add_middleware(  # pages from this machine or CORS_ORIGINS may call the API; added last, so outermost
     CORSMiddleware,
     allow_origins=settings.cors_origins.replace(",", " ").split(),
     allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?",
@@ -996,3 +910,86 @@ app.add_middleware(  # Not in the article: pages from this machine or CORS_ORIGI
     allow_headers=["Authorization", "X-API-Key", "Content-Type"],
     expose_headers=["Retry-After"],  # a page may read it, to know when to try again after a 429 or a 503
 )
+
+
+# --- OpenAPI additions ---
+# The bodies the handlers under Error Handling send, as models, so that /docs shows them as sent.
+class Message(BaseModel):  # FastAPI's, for an HTTPException
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    error: Literal["Validation Error"]
+    details: list[FieldError]
+
+
+class ApplicationErrorResponse(BaseModel):
+    error: Literal["Application Error"]
+    detail: str
+    path: str
+
+
+def documented(model: type[BaseModel], description: str, header: str = "") -> dict[str, Any]:
+    """A response as the document states it: what FastAPI makes of a `responses` entry."""
+    content = {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}
+    return {"description": description, "content": content} | ({"headers": {header: TEXT}} if header else {})
+
+
+# What a route answers for its body, a path parameter, the current user, the API key; the login's; the database's.
+REF, TEXT = "#/components/schemas/{model}", {"schema": {"type": "string"}}
+LOGIN_ERRORS = {
+    "401": documented(Message, "Incorrect username or password", "WWW-Authenticate"),
+    "429": documented(ApplicationErrorResponse, "Too many failed logins", "Retry-After"),
+}
+BODY_ERRORS = {
+    "400": documented(Message, "The body cannot be parsed, or a value is taken or refused: Email already registered"),
+    "413": documented(Message, "The body is larger than 1 MiB"),
+    "415": documented(Message, "The body is not of the type the route takes"),
+    "422": documented(ValidationErrorResponse, "Validation Error"),
+}
+CURRENT_USER_ERRORS = {
+    "400": documented(Message, "Inactive user"),
+    "401": documented(Message, "Not authenticated, or could not validate credentials", "WWW-Authenticate"),
+}
+NOT_FOUND, API_KEY_ERRORS = {"404": documented(Message, "Not found")}, {"401": documented(Message, "Invalid API key")}
+DATABASE_ERRORS = {"503": documented(ApplicationErrorResponse, "The database is not answering", "Retry-After")}
+EXAMPLES = {"/": {"message": "Welcome to My API"}, "/health": {"status": "healthy"}}  # not ReDoc's "property1"
+
+
+def openapi() -> dict[str, Any]:
+    """FastAPI's document, with every error a route answers, the app's error bodies, and one document on every store."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)  # FastAPI's own method: app.openapi is this function now
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                responses, security = operation["responses"], operation.get("security", [])
+                if "422" in responses:  # the app's error shape, not FastAPI's HTTPValidationError
+                    responses["422"] = BODY_ERRORS["422"]
+                for applies, errors in [
+                    (path == "/token", LOGIN_ERRORS),
+                    ("{" in path, NOT_FOUND),  # a path parameter: nothing there, say User not found
+                    ("requestBody" in operation, BODY_ERRORS),
+                    ({"OAuth2PasswordBearer": []} in security, CURRENT_USER_ERRORS),
+                    ({"APIKeyHeader": []} in security, API_KEY_ERRORS),
+                    (engine is not None and path != "/", DATABASE_ERRORS),
+                ]:
+                    responses = errors | responses if applies else responses
+                operation["responses"] = dict(sorted(responses.items()))
+                operation["summary"] = operation["summary"].replace("Db ", "", 1)  # as its operationId
+                if path in EXAMPLES:
+                    responses["200"]["content"]["application/json"]["example"] = EXAMPLES[path]
+        schemas = schema["components"]["schemas"]
+        del schemas["HTTPValidationError"], schemas["ValidationError"]
+        bodies = [(body, "validation") for body in (Message, ValidationErrorResponse, ApplicationErrorResponse)]
+        schemas |= models_json_schema(bodies, ref_template=REF)[1]["$defs"]  # type: ignore[arg-type]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app.openapi = openapi  # type: ignore[method-assign]  # as FastAPI's docs do it, which mypy flags

@@ -36,6 +36,7 @@ from unittest.mock import ANY, patch
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from jose import jwt
 from pydantic_settings import BaseSettings
@@ -299,13 +300,13 @@ def test_basic_app_is_described_as_in_the_article(client):
 
 @pytest.mark.parametrize("store", ["memory"])
 def test_basic_python_main_py_runs_the_articles_uvicorn_line(store, monkeypatch):
-    def execv(path, args):
-        raise SystemExit(args)  # os.execv would run it in place of this process
+    def run(*args, **kwargs):
+        raise SystemExit((args, kwargs))  # uvicorn.run would serve until stopped
 
-    monkeypatch.setattr(os, "execv", execv)
-    with pytest.raises(SystemExit) as ran:
+    monkeypatch.setattr(uvicorn, "run", run)
+    with pytest.raises(SystemExit) as ran, patch.dict(os.environ, TEST_SETTINGS):
         runpy.run_path(str(HERE / "main.py"), run_name="__main__")
-    assert ran.value.code == [sys.executable, "-m", "uvicorn", "main:app", "--reload"]  # on 127.0.0.1:8000
+    assert ran.value.code == (("main:app",), {"reload": True})  # in this process, on 127.0.0.1:8000
 
 
 @pytest.mark.parametrize("store", ["memory"])
@@ -748,10 +749,11 @@ def test_deps_the_database_dependency_can_be_overridden(client, main, tmp_path):
             async with other.begin() as connection:
                 await connection.run_sync(main.Base.metadata.create_all)
                 await connection.execute(main.insert(main.ItemRow).values(id=42, name="Override", price=1.0))
-            yield main.async_sessionmaker(other)
+            async with main.AsyncSession(other) as session:
+                yield session
             await other.dispose()
 
-        app_dependency = main.get_read_db
+        app_dependency = main.get_async_db
     main.app.dependency_overrides[app_dependency] = get_other_db
     assert client.get("/items", headers=API_KEY).json() == [{"id": 42, "name": "Override", "price": 1.0}]
     main.app.dependency_overrides.clear()
@@ -1174,11 +1176,11 @@ def failed_logins(client, main):
 
 def test_auth_throttle_does_not_count_a_login_whose_password_was_never_checked(client, main, monkeypatch):
     async def database_gone(email, password):
-        raise OSError("the database went away")
+        raise main.DBAPIError(None, None, ConnectionRefusedError("the database went away"))
 
     monkeypatch.setattr(main, "authenticate_user", database_gone)
-    r = request_a_500(client, "POST", "/token", data=ADA_FORM)
-    assert r.status_code == (500 if main.engine is None else 503), r.text  # memory has no database to blame
+    r = client.post("/token", data=ADA_FORM)
+    assert r.status_code == 503, r.text
     assert failed_logins(client, main) == []
 
 
@@ -1668,14 +1670,14 @@ def test_errors_huge_numbers_are_never_a_500(client, method, path, status):
     assert r.status_code == status, r.text
 
 
-def break_the_database_dependency(main):
+def break_the_database_dependency(main, error=None):
     """The route that fails, once its database dependency raises what a bug would."""
 
     async def broken():
-        raise RuntimeError("database password is hunter2")
+        raise error or RuntimeError("database password is hunter2")
         yield
 
-    main.app.dependency_overrides[main.get_db if main.engine is None else main.get_read_db] = broken
+    main.app.dependency_overrides[main.get_db if main.engine is None else main.get_async_db] = broken
     return ("/items", API_KEY) if main.engine is None else ("/users/1", {})
 
 
@@ -1685,6 +1687,21 @@ def test_errors_unexpected_exception_is_a_bare_500(client, main):
     assert r.status_code == 500, r.text
     assert r.json() == {"error": "Internal Server Error", "detail": "An unexpected error occurred"}
     assert "hunter2" not in r.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FileNotFoundError("notes.txt"), OverflowError("math range error"), ConnectionRefusedError("another service")],
+    ids=["file-not-found", "overflow", "connection-refused"],
+)
+def test_errors_a_learners_own_error_is_a_500_never_blamed_on_the_database(client, main, error, caplog):
+    path, headers = break_the_database_dependency(main, error)
+    r = request_a_500(client, "GET", path, headers=headers)
+    assert r.status_code == 500, r.text
+    assert r.json() == {"error": "Internal Server Error", "detail": "An unexpected error occurred"}
+    assert "503" not in caplog.text
+    with pytest.raises(type(error)):  # its traceback reaches the server's log
+        client.get(path, headers=headers)
 
 
 def test_errors_unexpected_exception_still_reaches_the_server(client, main):
@@ -1843,6 +1860,7 @@ def routes_of(main):
             "parameters": sorted((p["in"], p["name"]) for p in operation.get("parameters", [])),
             "body": operation.get("requestBody"),
             "statuses": sorted(set(operation["responses"]) - {"503"}),
+            "names": (operation["operationId"], operation["summary"]),
         }
         for path, operations in paths.items()
         for method, operation in operations.items()
@@ -2088,7 +2106,7 @@ def test_docs_schemas_state_the_constraints_the_app_enforces(client):
     assert update["is_active"] == {"type": "boolean", "title": "Is Active"}
     assert "required" not in schemas["UserUpdate"]
     parameters = {p["name"]: p["schema"] for p in document["paths"]["/items"]["get"]["parameters"]}
-    assert parameters["sort_by"]["enum"] == ["id", "name", "price"]
+    assert {"enum": ["id", "name", "price"], "type": "string"} in parameters["sort_by"]["anyOf"]  # /docs: a drop-down
     user_id = document["paths"]["/users/{user_id}"]["get"]["parameters"][0]["schema"]
     assert (user_id["exclusiveMinimum"], user_id["maximum"]) == (0, 2**31 - 1)
 
@@ -2141,6 +2159,10 @@ def shown(body, printed):
 
 
 def test_docs_readme_walkthrough_prints_what_it_shows(client):
+    run_the_walkthrough(client)
+
+
+def run_the_walkthrough(client):
     walkthrough = readme_walkthrough()
     assert len(walkthrough) > 20, "the README's Walkthrough has lost its examples"
     token = ""
@@ -2161,6 +2183,35 @@ def test_docs_readme_walkthrough_prints_what_it_shows(client):
             assert r.content == b"", command
         else:  # the fields the README shows: a field you add (a bio, say) need not be in it
             assert shown(r.json(), without_times_and_tokens("\n".join(body))), (command, r.text)
+
+
+def without_the_deployment_part(source):
+    """main.py as a learner leaves it who deletes what follows Interactive Documentation, and the lines that point
+    into it, marked "(see below)": a line of its own goes, an `async with` line's block moves left, and
+    start_up_checks() becomes engine.begin()."""
+    lines = source[: source.index("\n# --- Login throttle ---")].splitlines()
+    for number, line in reversed(list(enumerate(lines))):
+        if "(see below)" in line and "start_up_checks()" in line:
+            lines[number] = line.replace("start_up_checks()", "engine.begin()")
+        elif "(see below)" in line:
+            indent = len(line) - len(line.lstrip())
+            block = range(number + 1, len(lines))
+            end = next(
+                (i for i in block if lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) <= indent), None
+            )
+            if line.lstrip().startswith("async with"):
+                lines[number + 1 : end] = [body.removeprefix("    ") for body in lines[number + 1 : end]]
+            del lines[number]
+    return "\n".join(lines) + "\n"
+
+
+def test_docs_readme_without_the_deployment_part_the_walkthrough_still_runs(store, tmp_path):
+    source = without_the_deployment_part((HERE / "main.py").read_text())
+    assert "login_throttle" not in source and "ping_database" not in source
+    (tmp_path / "main.py").write_text(source)
+    url = "" if store == "memory" else database_url(store, tmp_path)
+    with TestClient(import_main(f"main_article_only_{store}", tmp_path / "main.py", DATABASE_URL=url).app) as learners:
+        run_the_walkthrough(learners)
 
 
 def claims(token):
