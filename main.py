@@ -441,8 +441,8 @@ async def authenticate_user(username: str, password: str) -> UserInDB | None:
 
 
 class LoginForm(BaseModel):  # the article's OAuth2PasswordRequestForm; a username no longer than an email
-    username: str = Field(max_length=254, description="Your email", examples=["ada@example.com"])
-    password: str = Field(json_schema_extra={"format": "password"}, examples=["analytical1"])
+    username: str = Field(min_length=1, max_length=254, description="Your email", examples=["ada@example.com"])
+    password: str = Field(min_length=1, json_schema_extra={"format": "password"}, examples=["analytical1"])
 
 
 # Login endpoint
