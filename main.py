@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,7 +26,7 @@ from fastapi.utils import generate_unique_id
 from fastapi_offline import FastAPIOffline
 from jose import JWTError, jwt
 from passlib.context import CryptContext
-from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import MISSING, BaseModel, ConfigDict, EmailStr, Field, ValidationError, create_model, field_validator
 from pydantic.json_schema import models_json_schema
 from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
@@ -62,6 +62,8 @@ try:
 except ValidationError as exc:  # one line for each setting that cannot be used, not a traceback
     names = [str(error["loc"][0]) for error in exc.errors()]
     sys.exit("\n".join(f"{n.upper()} is not valid: it takes {Settings.model_fields[n].description}" for n in names))
+except UnicodeDecodeError:  # Windows PowerShell 5's > writes UTF-16
+    sys.exit(".env is not UTF-8: save it as UTF-8 (Windows PowerShell 5's > and Out-File write UTF-16)")
 
 
 # --- Basic Application ---
@@ -84,6 +86,7 @@ app = FastAPIOffline(
     # Not in the article: a database route (create_db_user, below) gets its in-memory twin's operationId (create_user)
     generate_unique_id_function=lambda route: generate_unique_id(route).replace("_db_", "_", 1),
     redirect_slashes=False,  # /users/ is a 404, not a redirect to the Host header a client sent, which it can forge
+    swagger_ui_parameters={"persistAuthorization": True},  # Not in the article: /docs keeps your token through F5
 )
 
 
@@ -155,7 +158,7 @@ class UserCreate(UserBase):
 class UserResponse(UserBase):
     """Model for user response (excludes password)."""
 
-    # from_attributes: Pydantic v2's orm_mode. Every response has every field, so the schema marks them all required.
+    # from_attributes: Pydantic v2's ORM mode. Every response has every field, so the schema marks them all required.
     model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
     email: str = Field(json_schema_extra={"format": "email"})  # checked at sign-up, not again at every read
     id: int
@@ -653,7 +656,7 @@ async def list_db_items(
 class CustomException(Exception):
     """Custom application exception."""
 
-    def __init__(self, detail: str, status_code: int = 400, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str, status_code: int = 400, headers: Mapping[str, str] | None = None) -> None:
         self.detail = detail
         self.status_code = status_code
         self.headers = headers  # the article's has none; the 429 and 503 send Retry-After
@@ -664,6 +667,9 @@ async def custom_exception_handler(request: Request, exc: CustomException) -> JS
     """Handle custom exceptions."""
     # The path alone, not the article's str(request.url): that repeats whatever Host header a client sent.
     content = {"error": "Application Error", "detail": exc.detail, "path": request.url.path}
+    # Not in the article: OAuth2's error_description too, with any wait in it: the Authorize dialog in /docs shows it.
+    wait = (exc.headers or {}).get("Retry-After")
+    content["error_description"] = exc.detail if wait is None else f"{exc.detail} (in {wait} seconds)"
     return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
 
 
@@ -726,16 +732,15 @@ class LoginThrottle:  # per client, a 429 past LOGIN_ATTEMPTS failures for an em
     async def attempt(self, request: Request, username: str) -> AsyncIterator[None]:
         """Refuse a login with a 429, or count it as failed before its check (a burst gets no extra guesses). A success
         clears the count; so does a database error, as no password was checked."""
-        client = request.client.host if request.client else ""
-        email = (as_email(username) or username).lower()
+        client, email = request.client.host if request.client else "", (as_email(username) or username).lower()
         attempted_at, retry_after = await self.count(client, email)
         if retry_after:
             detail = "Too many failed login attempts, try again later"
             raise CustomException(detail, 429, {"Retry-After": str(retry_after)})
         try:
             yield
-        except HTTPException:
-            raise
+        except HTTPException as exc:  # a wrong password stays counted; in the app's error shape, which /docs shows
+            raise CustomException(exc.detail, exc.status_code, exc.headers) from None
         except Exception:
             await self.forget(client, email, attempted_at)
             raise
@@ -811,6 +816,14 @@ async def start_up_checks() -> AsyncIterator[AsyncConnection]:
         stop(f"cannot use it: {exc.orig if isinstance(exc, DBAPIError) else exc}")
     if not settings.secret_key:
         SECRET_KEY = stored_key
+
+
+async def reset() -> None:
+    """Empty the app while uvicorn --reload runs it, on every store (README: In class): it starts again, as new."""
+    if engine is not None:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+    os.utime(__file__)  # a change uvicorn --reload sees
 
 
 def missing_columns(connection: Connection) -> list[str]:
@@ -913,26 +926,16 @@ app.add_middleware(  # pages from this machine or CORS_ORIGINS may call the API;
 
 
 # --- OpenAPI additions ---
-# The bodies the handlers under Error Handling send, as models, so that /docs shows them as sent.
-class Message(BaseModel):  # FastAPI's, for an HTTPException
-    detail: str
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class ValidationErrorResponse(BaseModel):
-    error: Literal["Validation Error"]
-    details: list[FieldError]
-
-
-class ApplicationErrorResponse(BaseModel):
-    error: Literal["Application Error"]
-    detail: str
-    path: str
+# The bodies the handlers under Error Handling send, as models, so that /docs shows them as sent (four small models:
+# create_model, Pydantic's way to make a model in a line). Message is FastAPI's, for an HTTPException.
+Message = create_model("Message", detail=str)
+FieldError = create_model("FieldError", field=str, message=str, type=str)
+ValidationErrorResponse = create_model(
+    "ValidationErrorResponse", error=Literal["Validation Error"], details=list[FieldError]
+)
+ApplicationErrorResponse = create_model(
+    "ApplicationErrorResponse", error=Literal["Application Error"], detail=str, path=str, error_description=str
+)
 
 
 def documented(model: type[BaseModel], description: str, header: str = "") -> dict[str, Any]:
@@ -944,7 +947,7 @@ def documented(model: type[BaseModel], description: str, header: str = "") -> di
 # What a route answers for its body, a path parameter, the current user, the API key; the login's; the database's.
 REF, TEXT = "#/components/schemas/{model}", {"schema": {"type": "string"}}
 LOGIN_ERRORS = {
-    "401": documented(Message, "Incorrect username or password", "WWW-Authenticate"),
+    "401": documented(ApplicationErrorResponse, "Incorrect username or password", "WWW-Authenticate"),
     "429": documented(ApplicationErrorResponse, "Too many failed logins", "Retry-After"),
 }
 BODY_ERRORS = {

@@ -160,6 +160,14 @@ def test_basic_settings_come_from_a_dotenv_file_and_the_environment_wins(store, 
 
 
 @pytest.mark.parametrize("store", ["memory"])
+def test_basic_a_dotenv_file_not_in_utf8_stops_the_app_with_one_line(store, tmp_path):
+    (tmp_path / ".env").write_text("API_KEY=from-dotenv\n", encoding="utf-16")  # as Windows PowerShell 5's > writes it
+    with pytest.raises(SystemExit) as stopped:
+        import_main("main_utf16", workdir=tmp_path)
+    assert str(stopped.value.code).startswith(".env is not UTF-8: save it as UTF-8"), stopped.value.code
+
+
+@pytest.mark.parametrize("store", ["memory"])
 def test_basic_an_empty_setting_is_unset(store):
     main = import_main("main_empty", API_KEY="", SECRET_KEY="", BCRYPT_ROUNDS="")
     assert main.settings.api_key == "expected-api-key"
@@ -770,7 +778,12 @@ def test_auth_wrong_password_and_unknown_user_look_the_same(client, username, pa
         assert r.status_code == 422, r.text
         return
     assert r.status_code == 401, r.text
-    assert r.json() == {"detail": "Incorrect username or password"}
+    assert r.json() == {
+        "error": "Application Error",
+        "detail": "Incorrect username or password",
+        "path": "/token",
+        "error_description": "Incorrect username or password",  # what the Authorize dialog in /docs shows
+    }
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -1027,12 +1040,14 @@ def test_auth_throttle_refuses_after_five_failures_without_checking(client, main
     monkeypatch.setattr(main, "verify_password", lambda *args: checks.append(args))
     r = client.post("/token", data={"username": "ADA@example.com", "password": ADA["password"]})
     assert r.status_code == 429, r.text
+    wait = r.headers["Retry-After"]
+    assert 0 < int(wait) <= 15 * 60
     assert r.json() == {
         "error": "Application Error",
         "detail": "Too many failed login attempts, try again later",
         "path": "/token",
+        "error_description": f"Too many failed login attempts, try again later (in {wait} seconds)",  # for /docs
     }
-    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
     assert checks == []
 
 
@@ -1369,7 +1384,8 @@ def test_async_a_column_the_database_lacks_stops_the_app_with_one_line(main, sto
         asyncio.run(alter("ALTER TABLE users DROP COLUMN motto"))
 
 
-@pytest.mark.parametrize("store", [store for store in SQL_STORES if store == "postgresql"])
+@pytest.mark.skipif("postgresql" not in SQL_STORES, reason="PostgreSQL's alone: set TEST_DATABASE_URL to run it")
+@pytest.mark.parametrize("store", ["postgresql"])
 def test_async_a_database_whose_lower_folds_only_a_to_z_stops_the_app_with_one_line(store, monkeypatch, capsys):
     """A PostgreSQL database made with LC_CTYPE C: its lower() would make ÅSA and åsa two emails."""
     url = f"{TEST_DATABASE_URL}_c"  # .ci/run makes it: createdb -T template0 --lc-ctype=C --lc-collate=C app_test_c
@@ -1772,6 +1788,10 @@ def test_docs_pages_are_served(client, path, marker):
     assert marker in r.text
 
 
+def test_docs_pages_keep_the_token_through_a_reload(client):
+    assert '"persistAuthorization": true' in client.get("/docs").text  # Swagger UI keeps it, until Logout
+
+
 @pytest.mark.parametrize(
     ("path", "assets"),
     [
@@ -1846,7 +1866,7 @@ CURRENT_USER = {"400": "Message", "401": "Message"}
             {
                 "200": "Token",
                 "400": "Message",
-                "401": "Message",
+                "401": "ApplicationErrorResponse",
                 "413": "Message",
                 "415": "Message",
                 **INVALID,
@@ -1906,7 +1926,8 @@ def test_docs_error_bodies_are_documented_as_sent(client):
     assert shape("Message") == (["detail"], ["detail"])
     assert shape("ValidationErrorResponse") == (["details", "error"], ["details", "error"])
     assert shape("FieldError") == (["field", "message", "type"], ["field", "message", "type"])
-    assert shape("ApplicationErrorResponse") == (["detail", "error", "path"], ["detail", "error", "path"])
+    fields = ["detail", "error", "error_description", "path"]
+    assert shape("ApplicationErrorResponse") == (fields, fields)
     assert shape("UserResponse")[1] == shape("UserResponse")[0]  # every response has every field
     assert schemas["ValidationErrorResponse"]["properties"]["error"]["const"] == "Validation Error"
     assert schemas["ApplicationErrorResponse"]["properties"]["error"]["const"] == "Application Error"
@@ -1940,14 +1961,58 @@ def test_docs_schemas_state_the_constraints_the_app_enforces(client):
 
 
 def test_docs_readme_links_stay_in_the_repository():
+    """A link goes to the app, a file of this repository, or a heading of the README: no ../ path, nothing else."""
     links = re.findall(r"\]\(([^)]+)\)", README)
+    headings = {
+        "#" + re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", README, re.M)
+    }
     assert links, "the README has lost its links"
     for link in links:
-        assert link.startswith("http://localhost:8000/") or (HERE / link).is_file(), link
+        assert link.startswith("http://localhost:8000/") or link in headings or (HERE / link).is_file(), link
+        assert "../" not in link, link
+    commit = r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b"  # hex, with letters and digits
+    assert not re.search(rf"\.\./|{commit}", README), "a path outside the repository, or a commit"
 
 
 def test_docs_readme_walkthrough_prints_what_it_shows(client):
     run_the_walkthrough(client)
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_readme_reads_in_order(store):
+    """Run it, then the section map within the first 60 lines, and Check your own code within the first 150; at
+    most 4,000 words, in all."""
+    lines = README.splitlines()
+    assert lines.index("## Section map") < 60 and lines.index("## Check your own code as you follow the article") < 150
+    assert len(README.split()) <= 4000, f"{len(README.split())} words"
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_readme_in_class_settings_start_the_app(store, tmp_path):
+    """README: In class's .env, as printed: the app starts on its SQLite file, with its token minutes and attempts."""
+    [dotenv] = re.findall(r"```text\n(DATABASE_URL=.*?)```", README.split("\n## In class\n")[1], re.DOTALL)
+    (tmp_path / ".env").write_text(dotenv)
+    learner = import_main(
+        "main_in_class", workdir=tmp_path, DATABASE_URL="", ACCESS_TOKEN_EXPIRE_MINUTES="", LOGIN_ATTEMPTS=""
+    )
+    settings = learner.settings
+    assert settings.database_url.startswith("sqlite+aiosqlite:///./"), settings.database_url
+    assert (settings.access_token_expire_minutes, settings.login_attempts) == (120, 50)
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_readme_walkthrough_reads_the_same_in_powershell(store):
+    """README: in PowerShell, curl.exe where it says curl, and the rest the same: a command on one line, in double
+    quotes but for the JSON that echo pipes in, with no variable but $TOKEN, which PowerShell's own block sets."""
+    walkthrough = README.split("## Walkthrough")[1].split("\n## ")[0]
+    for command, _ in readme_walkthrough():
+        if command.startswith("TOKEN=$("):
+            continue
+        assert "\n" not in command and "$(" not in command, command
+        assert set(re.findall(r"\$\w+", command)) <= {"$TOKEN"}, command
+        assert "'" not in command.removeprefix("echo '").split("' | ", 1)[-1], command
+        assert command.startswith(("curl ", "echo '")), command
+    assert "\n$TOKEN = (curl.exe -s localhost:8000/token -d " in walkthrough
 
 
 def test_docs_readme_without_the_deployment_part_the_walkthrough_still_runs(store, tmp_path):
@@ -1957,7 +2022,7 @@ def test_docs_readme_without_the_deployment_part_the_walkthrough_still_runs(stor
     url = "" if store == "memory" else database_url(store, tmp_path)
     learner = import_main(f"main_article_only_{store}", tmp_path / "main.py", DATABASE_URL=url)
     with learners_client(learner) as learners:
-        run_the_walkthrough(learners)
+        run_the_walkthrough(learners, unshown=("error", "path", "error_description"))  # the login throttle's 401
 
 
 def test_docs_readme_token_carries_the_claims_a_fresh_token_does(client):
@@ -1973,6 +2038,15 @@ def test_docs_readme_configuration_lists_every_setting(main):
     listed = re.findall(r"^\| `([A-Z_]+)` \|", table, re.MULTILINE)
     assert listed == [name.upper() for name in main.Settings.model_fields] + ["TEST_DATABASE_URL"]
     assert ".env" in table
+
+
+@pytest.mark.parametrize("store", ["memory"])
+def test_docs_readme_postgresql_makes_the_databases_it_uses(store):
+    """README: the psql line makes every database the section's commands use: none is missing, none is shared."""
+    section = README.split("\n## PostgreSQL, tests and tools\n")[1].split("\n## ")[0]
+    made = set(re.findall(r"CREATE DATABASE (\w+) OWNER app", section))
+    used = re.findall(r"postgresql\+asyncpg://app:password@localhost/(\w+)", section)
+    assert used and set(used) <= made and len(set(used)) == len(used), f"uses {used}, makes {sorted(made)}"
 
 
 def test_docs_every_store_has_the_same_document_but_its_503s(client, main):
@@ -2095,6 +2169,31 @@ def test_docs_no_tool_cache_is_kept_in_the_repository():
     )
 
 
+def test_docs_readme_in_class_resets_the_app_on_every_store(client, main, store, tmp_path):
+    """The reset of README's In class, as printed, from another process, while the app runs: it empties the app and
+    touches main.py, so that uvicorn --reload starts it again, as new, failed logins and all."""
+    [command] = re.findall(r'^(python -c ".*")$', README.split("\n## In class\n")[1].split("\n## ")[0], re.MULTILINE)
+    shutil.copytree(HERE, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "*.db", "__pycache__"))
+    url = "" if store == "memory" else database_url(store, tmp_path)
+    learner = import_main(f"main_class_{store}", tmp_path / "main.py", DATABASE_URL=url)
+    with learners_client(learner) as learners:
+        create_user(learners)
+        fail_logins(learners, 1)
+        touched = (tmp_path / "main.py").stat().st_mtime_ns
+        time.sleep(0.01)
+        if store == "memory":  # no database: starting again empties it
+            asyncio.run(learner.reset())
+        else:
+            r = run_python(shlex.split(command)[2], cwd=tmp_path, DATABASE_URL=url)
+            assert r.returncode == 0, r.stderr
+        assert (tmp_path / "main.py").stat().st_mtime_ns > touched  # uvicorn --reload sees a change
+    learner = import_main(f"main_class_{store}", tmp_path / "main.py", DATABASE_URL=url)  # as --reload starts it
+    with learners_client(learner) as learners:
+        assert create_user(learners)["id"] == 1
+        assert login(learners)
+        assert learners.get("/items", headers=API_KEY).status_code == 200
+
+
 @pytest.mark.parametrize("store", ["memory"])
 def test_docs_readme_check_your_own_code_runs_as_printed(store, readers_runs):
     """Its two commands, as printed, from a reader's folder holding the article's Basic Application: with a slip, and
@@ -2120,7 +2219,7 @@ def readers_runs(request, tmp_path_factory):
     or two (test_docs_readme_check_your_own_code_runs_as_printed reads them): the pointed one on a slip."""
     selected = [item.name for item in request.session.items]
     wanted = not APP and README and any(name.startswith("test_docs_readme_check_your_own") for name in selected)
-    if not wanted or not shutil.which("bash"):
+    if not wanted or os.name == "nt" or not shutil.which("bash"):  # Windows' bash may be WSL's, not this Python's
         yield None
         return
     section = README.split("\n## Check your own code as you follow the article\n")[1].split("\n## ")[0]
@@ -2526,6 +2625,7 @@ UNAVAILABLE = {
     "error": "Application Error",
     "detail": "The database is not answering, try again later",
     "path": ANY,
+    "error_description": "The database is not answering, try again later (in 5 seconds)",
 }
 
 
@@ -2699,17 +2799,20 @@ def readme_walkthrough():
 
 
 def send_curl(client, command):
-    """Send what a README curl command sends (-s, -X, -H, -d, -w and a localhost:8000 URL) through the client."""
-    method, url, headers, data = None, "", {}, None
-    args = iter(shlex.split(command.replace("\\\n", " "))[1:])
+    """Send what a README curl command sends (-s, -X, -H, -d, --data-binary "@-" with what `echo` pipes into it, -w,
+    and a localhost:8000 URL) through the client."""
+    method, url, headers, data, echoed = None, "", {}, None, None
+    if command.startswith("echo "):
+        [_, echoed], command = shlex.split(command.split(" | ", 1)[0]), command.split(" | ", 1)[1]
+    args = iter(shlex.split(command)[1:])
     for arg in args:
         if arg == "-X":
             method = next(args)
         elif arg == "-H":
             name, value = next(args).split(": ", 1)
             headers[name] = value
-        elif arg == "-d":
-            data = next(args)
+        elif arg in ("-d", "--data-binary"):
+            data = next(args) if arg == "-d" else echoed if next(args) == "@-" else None
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif arg == "-w":
             next(args)
@@ -2732,9 +2835,10 @@ def shown(body, printed):
     return printed == "..." or body == printed  # "...": a time or a token, which differ every run
 
 
-def run_the_walkthrough(client):
+def run_the_walkthrough(client, unshown=()):
+    """The README's walkthrough, sent as printed, each answer compared with what it prints but the fields `unshown`."""
     walkthrough = readme_walkthrough()
-    assert len(walkthrough) > 20, "the README's Walkthrough has lost its examples"
+    assert len(walkthrough) >= 20, "the README's Walkthrough has lost its examples"
     token = ""
     for command, printed in walkthrough:
         if command.startswith("TOKEN=$("):
@@ -2752,7 +2856,10 @@ def run_the_walkthrough(client):
         if body == [""]:
             assert r.content == b"", command
         else:  # the fields the README shows: a field you add (a bio, say) need not be in it
-            assert shown(r.json(), without_times_and_tokens("\n".join(body))), (command, r.text)
+            printed = without_times_and_tokens("\n".join(body))
+            if isinstance(printed, dict):
+                printed = {name: value for name, value in printed.items() if name not in unshown}
+            assert shown(r.json(), printed), (command, r.text)
 
 
 def without_the_deployment_part(source):
