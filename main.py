@@ -732,7 +732,8 @@ class LoginThrottle:  # per client, a 429 past LOGIN_ATTEMPTS failures for an em
     async def attempt(self, request: Request, username: str) -> AsyncIterator[None]:
         """Refuse a login with a 429, or count it as failed before its check (a burst gets no extra guesses). A success
         clears the count; so does a database error, as no password was checked."""
-        client, email = request.client.host if request.client else "", (as_email(username) or username).lower()
+        client = request.client.host if request.client else ""
+        email = (as_email(username) or username).lower()
         attempted_at, retry_after = await self.count(client, email)
         if retry_after:
             detail = "Too many failed login attempts, try again later"
